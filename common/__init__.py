@@ -1,0 +1,1 @@
+"""The one library shared by every service of the gateway."""

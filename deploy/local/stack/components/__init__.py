@@ -1,0 +1,37 @@
+"""The parts of the embedded site, in start order, and the ports they use (all on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from ..component import Component
+from ..core import Stack
+
+PORTS = {
+    "mariadb": 3307,
+    "slurmctld": 6817,
+    "slurmd": 6818,
+    "slurmdbd": 6819,
+    "sshd": 2222,
+    "redis": 6380,
+    "memcached": 11212,
+    "swift-object": 6200,
+    "swift-container": 6201,
+    "swift-account": 6202,
+    "swift-proxy": 8080,
+    "keycloak": 8180,
+    "keycloak-management": 9180,
+}
+
+
+def all_components(stack: Stack) -> list[Component]:
+    from . import keycloak, login, redis, slurm, swift, users
+
+    return [
+        keycloak.Keycloak(stack),  # slow to start: runs in the background while the rest comes up
+        users.Users(stack),
+        slurm.Munge(stack),
+        slurm.MariaDB(stack),
+        slurm.Slurm(stack),
+        login.LoginNode(stack),
+        redis.Redis(stack),
+        swift.Swift(stack),
+    ]

@@ -1,0 +1,99 @@
+"""The login node: the site's user CA, a dedicated sshd that trusts only it, and the audit collector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..component import Component
+from ..core import HOST, Daemon, mkdir, port_open, render, run
+from . import PORTS
+from .slurm import CLUSTER
+
+
+class LoginNode(Component):
+    name = "login"
+
+    @property
+    def dir(self) -> Path:
+        return self.stack.path("login")
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.stack.path("ca")
+
+    @property
+    def audit_socket(self) -> Path:
+        return self.dir / "audit.sock"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.stack.log / "audit.log"
+
+    def ports(self) -> list[int]:
+        return [PORTS["sshd"]]
+
+    def prepare(self) -> None:
+        # The CA's private key is for root (the certificator) only.
+        mkdir(self.ca_dir, 0o700)
+        ca_key = self.ca_dir / "user_ca"
+        if not ca_key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest site user CA", "-f", str(ca_key)])
+        ca_key.chmod(0o600)
+        mkdir(self.dir, 0o755)
+        host_key = self.dir / "ssh_host_ed25519_key"
+        if not host_key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest login node", "-f", str(host_key)])
+        host_key.chmod(0o600)
+        trusted = self.dir / "trusted_user_ca_keys.pub"
+        trusted.write_text((self.ca_dir / "user_ca.pub").read_text())
+        trusted.chmod(0o644)
+        allowed = self.dir / "allowed-commands"
+        allowed.write_text((CLUSTER / "allowed-commands").read_text())
+        allowed.chmod(0o644)
+        wrapper = self.dir / "firecrest-shell"
+        render(CLUSTER / "firecrest-shell", wrapper,
+               {"ALLOWED_FILE": allowed, "AUDIT_SOCKET": self.audit_socket}, mode=0o755)
+        render(
+            CLUSTER / "sshd_config.in",
+            self.dir / "sshd_config",
+            {
+                "SSH_PORT": PORTS["sshd"],
+                "SSH_DIR": self.dir,
+                "PIDFILE": self.stack.run / "sshd.pid",
+                "WRAPPER": wrapper,
+                "SLURM_CONF": self.stack.path("slurm", "etc", "slurm.conf"),
+            },
+        )
+        mkdir(Path("/run/sshd"), 0o755)  # privilege separation directory, compiled into sshd
+        mkdir(self.stack.run)
+        run(["/usr/sbin/sshd", "-t", "-f", str(self.dir / "sshd_config")])
+
+    def daemons(self) -> list[Daemon]:
+        return [
+            Daemon(
+                "audit-collector",
+                ["/usr/bin/python3", str(CLUSTER / "audit-collector"), str(self.audit_socket), str(self.audit_log)],
+                self.stack.run / "audit-collector.pid",
+                ready=self.audit_socket.exists,
+            ),
+            Daemon(
+                "sshd",
+                # sshd re-execs itself, so it is started by absolute path.
+                ["/usr/sbin/sshd", "-f", str(self.dir / "sshd_config"), "-E", str(self.stack.log / "sshd.log")],
+                self.stack.run / "sshd.pid",
+                ready=lambda: port_open(PORTS["sshd"]),
+                daemonizes=True,
+            ),
+        ]
+
+    def after_stop(self) -> None:
+        self.audit_socket.unlink(missing_ok=True)  # so `ready` never sees a stale socket
+
+    def env(self) -> dict[str, str]:
+        return {"FIRECREST_SSH_HOST": HOST, "FIRECREST_SSH_PORT": str(PORTS["sshd"])}
+
+    def describe(self) -> list[str]:
+        return [
+            f"sshd {HOST}:{PORTS['sshd']} (user certificates from CA {self.ca_dir / 'user_ca.pub'} only)",
+            f"allow-list {self.dir / 'allowed-commands'}, audit log {self.audit_log}",
+        ]

@@ -1,0 +1,236 @@
+"""Slurm with accounting: munge, MariaDB, slurmdbd, slurmctld and one slurmd."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..component import Component
+from ..core import REPO, Daemon, SiteError, mkdir, ok, port_open, render, run
+from . import PORTS
+from .users import USERS
+
+CLUSTER = REPO / "deploy" / "cluster"
+# Accounts: every user has a default account; `project-a` and `project-b` exercise the `account` parameter.
+ACCOUNTS = {"users": USERS, "project-a": ("alice",), "project-b": ("bob",)}
+
+
+class Munge(Component):
+    name = "munge"
+
+    @property
+    def dir(self) -> Path:
+        return self.stack.path("munge")
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "munge.socket"
+
+    def prepare(self) -> None:
+        mkdir(self.dir, 0o755, owner="munge")
+        key = self.dir / "munge.key"
+        if not key.exists():
+            run(["mungekey", "--create", f"--keyfile={key}"])
+        run(["chown", "munge:munge", str(key)])
+        key.chmod(0o400)
+
+    def daemons(self) -> list[Daemon]:
+        return [
+            Daemon(
+                "munged",
+                [
+                    "runuser", "-u", "munge", "--", "munged", f"--key-file={self.dir / 'munge.key'}",
+                    f"--socket={self.socket}", f"--pid-file={self.dir / 'munged.pid'}",
+                    f"--log-file={self.dir / 'munged.log'}", f"--seed-file={self.dir / 'munged.seed'}",
+                    "--num-threads=4",
+                ],
+                self.dir / "munged.pid",
+                ready=lambda: ok(["sh", "-c", f"munge -n -S {self.socket} | unmunge -S {self.socket}"]),
+                daemonizes=True,
+            )
+        ]
+
+    def describe(self) -> list[str]:
+        return [f"munged, socket {self.socket}"]
+
+
+class MariaDB(Component):
+    name = "mariadb"
+
+    @property
+    def dir(self) -> Path:
+        return self.stack.path("mariadb")
+
+    @property
+    def cnf(self) -> Path:
+        return self.dir / "my.cnf"
+
+    def ports(self) -> list[int]:
+        return [PORTS["mariadb"]]
+
+    def prepare(self) -> None:
+        mkdir(self.dir, 0o755)
+        mkdir(self.dir / "log", 0o750, owner="mysql")
+        mkdir(self.dir / "run", 0o755, owner="mysql")
+        render(
+            CLUSTER / "my.cnf.in",
+            self.cnf,
+            {
+                "DATADIR": self.dir / "data",
+                "SOCKET": self.dir / "run" / "mysqld.sock",
+                "PIDFILE": self.dir / "run" / "mysqld.pid",
+                "LOG": self.dir / "log",
+                "MARIADB_PORT": PORTS["mariadb"],
+            },
+        )
+        if not (self.dir / "data" / "mysql").exists():
+            mkdir(self.dir / "data", 0o750, owner="mysql")
+            run(["mariadb-install-db", f"--defaults-file={self.cnf}", "--user=mysql",
+                 "--auth-root-authentication-method=socket", "--skip-test-db"])
+
+    def daemons(self) -> list[Daemon]:
+        return [
+            Daemon(
+                "mariadbd",
+                ["mariadbd", f"--defaults-file={self.cnf}"],
+                self.stack.run / "mariadbd.pid",
+                ready=lambda: ok(["mariadb-admin", f"--defaults-file={self.cnf}", "ping"]),
+                timeout=60,
+            )
+        ]
+
+    def configure(self) -> None:
+        password = self.stack.secret("slurmdb")
+        sql = (
+            f"CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '{password}';"
+            f"ALTER USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{password}';"
+            "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+        )
+        run(["mariadb", f"--defaults-file={self.cnf}", "-e", sql])
+
+    def describe(self) -> list[str]:
+        return [f"MariaDB for slurmdbd on 127.0.0.1:{PORTS['mariadb']}"]
+
+
+class Slurm(Component):
+    name = "slurm"
+
+    @property
+    def dir(self) -> Path:
+        return self.stack.path("slurm")
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / "etc" / "slurm.conf"
+
+    def ports(self) -> list[int]:
+        return [PORTS["slurmdbd"], PORTS["slurmctld"], PORTS["slurmd"]]
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "SLURM_CONF": str(self.conf)}
+
+    def prepare(self) -> None:
+        run_dir = mkdir(self.dir / "run", 0o755, owner="slurm")
+        log_dir = mkdir(self.dir / "log", 0o750, owner="slurm")
+        mkdir(self.dir / "ctld", 0o700, owner="slurm")
+        mkdir(self.dir / "d", 0o755)
+        mkdir(self.conf.parent, 0o755)
+        munge_socket = self.stack.path("munge", "munge.socket")
+        values = {
+            "SLURMCTLD_PORT": PORTS["slurmctld"],
+            "SLURMD_PORT": PORTS["slurmd"],
+            "SLURMDBD_PORT": PORTS["slurmdbd"],
+            "MARIADB_PORT": PORTS["mariadb"],
+            "MUNGE_SOCKET": munge_socket,
+            "STATE": self.dir,
+            "RUN": run_dir,
+            "LOG": log_dir,
+            "REAL_MEMORY": self.real_memory(),
+            "DB_PASSWORD": self.stack.secret("slurmdb"),
+        }
+        render(CLUSTER / "slurm.conf.in", self.conf, values)
+        render(CLUSTER / "slurmdbd.conf.in", self.conf.parent / "slurmdbd.conf", values, mode=0o600, owner="slurm")
+
+    @staticmethod
+    def real_memory() -> int:
+        """About 90% of what slurmd sees, or the node drains on a mismatch."""
+        out = run(["slurmd", "-C"]).stdout
+        for word in out.split():
+            if word.startswith("RealMemory="):
+                return int(int(word.split("=")[1]) * 0.9)
+        raise SiteError(f"slurmd -C gave no RealMemory: {out!r}")
+
+    def _slurm_ok(self, argv: list[str], expect: str) -> bool:
+        proc = run(argv, check=False, env=self._env(), timeout=10)
+        return proc.returncode == 0 and expect in proc.stdout
+
+    def _node_up(self) -> bool:
+        proc = run(["sinfo", "-h", "-N", "-o", "%T"], check=False, env=self._env(), timeout=10)
+        states = set(proc.stdout.split())
+        return bool(states) and states <= {"idle", "mixed", "allocated"}
+
+    def daemons(self) -> list[Daemon]:
+        run_dir = self.dir / "run"
+        return [
+            Daemon(
+                "slurmdbd",
+                ["slurmdbd"],
+                run_dir / "slurmdbd.pid",
+                ready=lambda: port_open(PORTS["slurmdbd"]),
+                daemonizes=True,
+                env=self._env(),
+                timeout=60,
+            ),
+            Daemon(
+                "slurmctld",
+                ["slurmctld", "-f", str(self.conf)],
+                run_dir / "slurmctld.pid",
+                ready=lambda: self._slurm_ok(["scontrol", "ping"], "UP"),
+                daemonizes=True,
+                env=self._env(),
+            ),
+            Daemon(
+                "slurmd",
+                ["slurmd", "-f", str(self.conf), "-N", "localhost"],
+                run_dir / "slurmd.pid",
+                ready=self._node_up,
+                daemonizes=True,
+                env=self._env(),
+            ),
+        ]
+
+    def configure(self) -> None:
+        """Register the cluster, accounts and users once; `sacctmgr add` fails on what exists, so look first."""
+        env = self._env()
+
+        def show(entity: str, fields: str) -> set[str]:
+            return set(run(["sacctmgr", "-n", "-P", "show", entity, f"format={fields}"], env=env).stdout.split())
+
+        if "firecrest" not in show("cluster", "cluster"):
+            run(["sacctmgr", "-i", "add", "cluster", "firecrest"], env=env)
+        accounts = show("account", "account")
+        for account in ACCOUNTS.keys() - accounts:
+            run(["sacctmgr", "-i", "add", "account", account, "cluster=firecrest"], env=env)
+        assocs = show("assoc", "user,account")
+        for account, members in ACCOUNTS.items():
+            for user in members:
+                if f"{user}|{account}" not in assocs:
+                    run(["sacctmgr", "-i", "add", "user", user, f"account={account}", "defaultaccount=users"],
+                        env=env)
+
+    def before_stop(self) -> None:
+        # Cancel every job first so no slurmstepd outlives slurmd.
+        if port_open(PORTS["slurmctld"]):
+            for state in ("PENDING", "RUNNING", "SUSPENDED"):
+                run(["scancel", "--quiet", f"--state={state}"], check=False, env=self._env(), timeout=10)
+
+    def env(self) -> dict[str, str]:
+        return {"SLURM_CONF": str(self.conf)}
+
+    def describe(self) -> list[str]:
+        return [
+            f"slurmctld :{PORTS['slurmctld']}, slurmd :{PORTS['slurmd']} (node localhost), "
+            f"slurmdbd :{PORTS['slurmdbd']}; partitions normal (default), xfer",
+            f"SLURM_CONF={self.conf}",
+        ]
+
