@@ -1,6 +1,6 @@
 """`up`, `down [--purge]` and `status` for the embedded HPC site.
 
-Usage: python3 -m stack {up|down [--purge]|status}   (run by deploy/local/{up,down,status})
+Usage: python3 -m stack {up|down [--purge]|status|restart COMPONENT}   (run by deploy/local/{up,down,status,restart})
 """
 
 from __future__ import annotations
@@ -134,6 +134,19 @@ def down(stack: Stack, purge: bool) -> None:
         print(f"removed {stack.dir}")
 
 
+def restart(stack: Stack, name: str) -> None:
+    """Stop and start one component's daemons (tests use it to prove state survives a restart)."""
+    comps = {c.name: c for c in all_components(stack)}
+    if name not in comps:
+        raise SiteError(f"no component {name!r}; components: {', '.join(comps)}")
+    comp = comps[name]
+    for d in reversed(comp.daemons()):
+        stop(d)
+    comp.after_stop()
+    bring_up(comp, [])
+    print(f"restarted {name}")
+
+
 def status(stack: Stack) -> int:
     down_count = 0
     for comp in all_components(stack):
@@ -152,6 +165,8 @@ def main() -> None:
     sub.add_parser("status")
     d = sub.add_parser("down")
     d.add_argument("--purge", action="store_true", help="also remove all state")
+    r = sub.add_parser("restart")
+    r.add_argument("component")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the site runs as root: it starts system daemons and creates unix users")
@@ -161,6 +176,8 @@ def main() -> None:
             up(stack)
         elif args.cmd == "down":
             down(stack, args.purge)
+        elif args.cmd == "restart":
+            restart(stack, args.component)
         else:
             sys.exit(status(stack))
     except (SiteError, subprocess.TimeoutExpired) as e:

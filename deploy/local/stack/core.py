@@ -15,13 +15,17 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[3]
 HOST = "127.0.0.1"
+
+
+_secrets_lock = threading.Lock()
 
 
 class SiteError(Exception):
@@ -36,7 +40,7 @@ class Stack:
     repo: Path = REPO
 
     @classmethod
-    def from_env(cls) -> "Stack":
+    def from_env(cls) -> Stack:
         return cls(Path(os.environ.get("FIRECREST_STACK_DIR", REPO / ".stack")).resolve())
 
     def path(self, *parts: str) -> Path:
@@ -52,12 +56,13 @@ class Stack:
 
     def secret(self, name: str) -> str:
         """A random secret, created on first use and kept until `down --purge`."""
-        store = self.path("secrets.json")
-        values = json.loads(store.read_text()) if store.exists() else {}
-        if name not in values:
-            values[name] = secrets.token_urlsafe(24)
-            write(store, json.dumps(values, indent=1), mode=0o600)
-        return values[name]
+        with _secrets_lock:  # components prepare in threads; never lose a write
+            store = self.path("secrets.json")
+            values = json.loads(store.read_text()) if store.exists() else {}
+            if name not in values:
+                values[name] = secrets.token_urlsafe(24)
+                write(store, json.dumps(values, indent=1), mode=0o600)
+            return values[name]
 
 
 @dataclass
@@ -206,7 +211,11 @@ def start(stack: Stack, d: Daemon) -> bool:
             raise SiteError(f"{d.name} exited during start-up; see {logfile}")
         return d.ready()
 
-    wait_for(up, d.timeout, d.name, logfile)
+    try:
+        wait_for(up, d.timeout, d.name, logfile)
+    except BaseException:
+        stop(d)  # never leave a half-started daemon behind
+        raise
     return True
 
 

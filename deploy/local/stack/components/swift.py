@@ -1,0 +1,131 @@
+"""OpenStack Swift on one node: memcached, account/container/object servers and a proxy (tempauth, tempurl, SLO)."""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+
+from ..component import Component
+from ..core import HOST, Daemon, mkdir, port_open, render, run, write
+from . import PORTS
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "swift"
+SERVERS = ("account", "container", "object")
+ACCOUNT, USER = "firecrest", "gateway"
+PYTHON = "/usr/bin/python3"  # Debian's python3-swift imports only here
+
+# One interpreter for all three rings (the CLI takes ~1 s per ring). The .ring.gz, written last, marks a ring done;
+# Swift writes it via a temp file in the cwd and renames it, so run this in the ring dir.
+BUILD_RINGS = """
+import sys
+from swift.common.ring import RingBuilder
+host = sys.argv[1]
+for arg in sys.argv[2:]:
+    base, port = arg.rsplit(":", 1)
+    b = RingBuilder(8, 1, 1)
+    b.add_dev({"region": 1, "zone": 1, "ip": host, "port": int(port), "replication_ip": host,
+               "replication_port": int(port), "device": "d1", "weight": 100})
+    b.rebalance()
+    b.save(base + ".builder")
+    b.get_ring().save(base + ".ring.gz")
+"""
+
+
+class Swift(Component):
+    name = "swift"
+
+    @property
+    def dir(self) -> Path:
+        return self.stack.path("swift")
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{HOST}:{PORTS['swift-proxy']}"
+
+    def ports(self) -> list[int]:
+        return [PORTS[p] for p in ("memcached", "swift-object", "swift-container", "swift-account", "swift-proxy")]
+
+    def prepare(self) -> None:
+        d = mkdir(self.dir)
+        devices = mkdir(d / "devices", owner="swift")
+        mkdir(devices / "d1", 0o750, owner="swift")
+        # A copy in the stack dir: the swift user may not be able to reach the repo.
+        write(d / "launch.py", (TEMPLATES / "launch.py").read_text())
+        values: dict[str, object] = {
+            "HOST": HOST,
+            "SWIFT_DIR": d,
+            "DEVICES": devices,
+            "HASH_PREFIX": self.stack.secret("swift-hash-prefix"),
+            "HASH_SUFFIX": self.stack.secret("swift-hash-suffix"),
+            "ACCOUNT": ACCOUNT,
+            "USER": USER,
+            "KEY": self.stack.secret("swift-key"),
+            "MEMCACHED_PORT": PORTS["memcached"],
+        }
+        render(TEMPLATES / "swift.conf", d / "swift.conf", values, mode=0o600, owner="swift")
+        for kind in (*SERVERS, "proxy"):
+            template = TEMPLATES / ("proxy-server.conf" if kind == "proxy" else "server.conf")
+            conf = {**values, "KIND": kind, "PORT": PORTS[f"swift-{kind}"]}
+            render(template, d / f"{kind}-server.conf", conf, mode=0o600, owner="swift")
+        # Never rebuild: a repeated rebalance fails, and a new ring could move existing data.
+        missing = [f"{d / kind}:{PORTS[f'swift-{kind}']}" for kind in SERVERS if not (d / f"{kind}.ring.gz").exists()]
+        if missing:
+            run([PYTHON, "-c", BUILD_RINGS, HOST, *missing], cwd=d)
+
+    def daemons(self) -> list[Daemon]:
+        d = self.dir
+
+        def server(kind: str) -> Daemon:
+            port = PORTS[f"swift-{kind}"]
+            argv = [PYTHON, str(d / "launch.py"), str(d / "swift.conf"), f"/usr/bin/swift-{kind}-server"]
+            return Daemon(
+                f"swift-{kind}",
+                [*argv, str(d / f"{kind}-server.conf"), "-v"],  # -v logs to stderr: there is no syslog
+                self.stack.run / f"swift-{kind}.pid",
+                ready=self._healthy if kind == "proxy" else lambda: port_open(port),
+                user="swift",
+                cwd=d,
+            )
+
+        memcached = Daemon(
+            "memcached",
+            ["/usr/bin/memcached", "-l", HOST, "-p", str(PORTS["memcached"]), "-U", "0", "-m", "64"],
+            self.stack.run / "memcached.pid",
+            ready=lambda: port_open(PORTS["memcached"]),
+            user="memcache",
+        )
+        return [memcached, *(server(k) for k in (*SERVERS, "proxy"))]
+
+    def _healthy(self) -> bool:
+        conn = http.client.HTTPConnection(HOST, PORTS["swift-proxy"], timeout=2)
+        try:
+            conn.request("GET", "/healthcheck")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    def configure(self) -> None:
+        from swiftclient.client import Connection  # imported here: only `up` needs it
+
+        env = self.env()
+        conn = Connection(authurl=env["SWIFT_AUTH_URL"], user=env["SWIFT_USER"], key=env["SWIFT_KEY"])
+        key = self.stack.secret("swift-temp-url-key")
+        if conn.head_account().get("x-account-meta-temp-url-key") != key:
+            conn.post_account({"X-Account-Meta-Temp-URL-Key": key})
+        conn.close()
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SWIFT_AUTH_URL": f"{self.proxy_url}/auth/v1.0",
+            "SWIFT_USER": f"{ACCOUNT}:{USER}",
+            "SWIFT_KEY": self.stack.secret("swift-key"),
+        }
+
+    def describe(self) -> list[str]:
+        p = PORTS
+        return [
+            f"proxy {self.proxy_url} (tempauth, tempurl, formpost, slo), account/container/object on "
+            f"{p['swift-account']}/{p['swift-container']}/{p['swift-object']}, memcached {p['memcached']}"
+        ]

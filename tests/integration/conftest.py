@@ -1,0 +1,106 @@
+"""Fixtures for tests against the real embedded site (brought up once per session if it is not up)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+from base64 import b64decode
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from common.stack_env import REPO, load_env, stack_dir
+
+LOCAL = REPO / "deploy" / "local"
+
+
+@dataclass
+class Result:
+    status: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Site:
+    env: dict[str, str]
+    dir: Path
+    workdir: Path
+
+    @property
+    def slurm_env(self) -> dict[str, str]:
+        return {"SLURM_CONF": self.env["SLURM_CONF"]}
+
+    def certificate(self, principal: str, key_id: str, validity: str = "-1m:+5m") -> paramiko.Ed25519Key:
+        """A fresh ed25519 key with a certificate from the site's user CA."""
+        path = Path(tempfile.mkdtemp(dir=self.workdir)) / "key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-s", str(self.dir / "ca" / "user_ca"), "-I", key_id, "-n", principal,
+             "-V", validity, f"{path}.pub"],
+            check=True,
+        )
+        key = paramiko.Ed25519Key.from_private_key_file(str(path))
+        key.load_certificate(f"{path}-cert.pub")
+        return key
+
+    def connect(self, username: str, key: paramiko.PKey) -> paramiko.SSHClient:
+        """Log in to the login node, verifying its pinned host key."""
+        host, port = self.env["FIRECREST_SSH_HOST"], int(self.env["FIRECREST_SSH_PORT"])
+        client = paramiko.SSHClient()
+        kind, blob = (self.dir / "login" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        client.get_host_keys().add(f"[{host}]:{port}", kind, paramiko.PKey.from_type_string(kind, b64decode(blob)))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        sock = socket.create_connection((host, port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.connect(host, port, username=username, pkey=key, sock=sock, allow_agent=False, look_for_keys=False,
+                       timeout=10, auth_timeout=10)
+        return client
+
+    @staticmethod
+    def run(client: paramiko.SSHClient, command: str, stdin: bytes = b"") -> Result:
+        chan_in, chan_out, chan_err = client.exec_command(command, timeout=30)
+        if stdin:
+            chan_in.write(stdin)
+        chan_in.channel.shutdown_write()
+        out, err = chan_out.read().decode(), chan_err.read().decode()
+        return Result(chan_out.channel.recv_exit_status(), out, err)
+
+    @staticmethod
+    def control(command: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run one of deploy/local's commands (up, down, status, restart)."""
+        return subprocess.run([LOCAL / command, *args], capture_output=True, text=True, check=check)
+
+    def audit_lines(self) -> list[str]:
+        path = self.dir / "log" / "audit.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+
+def site_is_up() -> bool:
+    env_file = stack_dir() / "env"
+    return env_file.exists() and subprocess.run([LOCAL / "status"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    if not site_is_up():
+        subprocess.run([LOCAL / "up"], check=True)
+    return Site(env=load_env(), dir=stack_dir(), workdir=tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture
+def alice(site: Site) -> Iterator[paramiko.SSHClient]:
+    client = site.connect("alice", site.certificate("alice", "alice@tests"))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def bob(site: Site) -> Iterator[paramiko.SSHClient]:
+    client = site.connect("bob", site.certificate("bob", "bob@tests"))
+    yield client
+    client.close()
