@@ -41,8 +41,11 @@ def test_quoted_value_arrives_literally(shell, value):
 
 @pytest.mark.parametrize(
     "command",
-    ["printf x; id", "printf $(id)", "printf `id`", "printf x | id", "printf x > /tmp/f", 'printf "x"', "printf \\x",
-     "printf x\nid", "printf\tx", "id", "/usr/bin/printf x", "../printf x", "", "timeout", "timeout 5", "timeout x printf"],
+    [
+        "printf x; id", "printf $(id)", "printf `id`", "printf x | id", "printf x > /tmp/f", 'printf "x"', "printf \\x",
+        "printf x\nid", "printf\tx", "id", "/usr/bin/printf x", "../printf x", "", "timeout", "timeout 5",
+        "timeout x printf",
+    ],
 )
 def test_anything_else_is_refused(shell, command):
     result = shell(command)
