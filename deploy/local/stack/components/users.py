@@ -14,8 +14,19 @@ SCRATCH = Path(os.environ.get("FIRECREST_SCRATCH_DIR", "/scratch"))
 SCRATCH_SIZE = "16G"  # sparse image: only what is written takes disk space
 
 
+def mount_source(path: Path) -> str | None:
+    """What is mounted on `path` (the backing file for a loop device), or None."""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        device, target = line.split()[:2]
+        if target == str(path):
+            if device.startswith("/dev/loop"):
+                return run(["losetup", "-n", "-O", "BACK-FILE", device], check=False).stdout.strip() or device
+            return device
+    return None
+
+
 def mounted(path: Path) -> bool:
-    return any(line.split()[1] == str(path) for line in Path("/proc/mounts").read_text().splitlines())
+    return mount_source(path) is not None
 
 
 class Users(Component):
@@ -44,8 +55,14 @@ class Users(Component):
         mkdir(home, 0o700, owner=user)
 
     def mount_scratch(self) -> None:
-        if mounted(SCRATCH):
+        source = mount_source(SCRATCH)
+        if source == str(self.image):
             return
+        if source is not None:
+            # Left mounted by a site that is gone (no two sites can run: they share ports); it is ours now.
+            if not ok(["umount", str(SCRATCH)]):
+                raise SiteError(f"{SCRATCH} is mounted from {source} and busy; unmount it first")
+            print(f"note: unmounted {source} from {SCRATCH}")
         if not self.image.exists():
             run(["truncate", "-s", SCRATCH_SIZE, str(self.image)])
             run(["mkfs.ext4", "-q", "-F", "-L", "scratch", str(self.image)])
