@@ -50,9 +50,9 @@ def reachable_by_others(stack: Stack) -> None:
     mkdir(stack.dir, 0o755)
     for parent in [stack.dir, *stack.dir.parents]:
         mode = parent.stat().st_mode
-        if not mode & 0o001:
-            os.chmod(parent, mode | 0o001)
-            print(f"note: made {parent} traversable (o+x) so service users can reach {stack.dir}")
+        if mode & 0o111 != 0o111:  # munged insists on all three search bits on its socket's path
+            os.chmod(parent, mode | 0o111)
+            print(f"note: made {parent} searchable (a+x, not readable) so service users can reach {stack.dir}")
 
 
 def bring_up(comp: Component, started: list[Daemon]) -> None:
