@@ -86,9 +86,12 @@ def site_is_up() -> bool:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+def site(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Site:
     if not site_is_up():
-        subprocess.run([LOCAL / "up"], check=True)
+        # Let `up` report progress and what runs where straight to the terminal (CI logs show it).
+        with pytestconfig.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+            print("\nthe site is not up: running deploy/local/up", flush=True)
+            subprocess.run([LOCAL / "up"], check=True)
     return Site(env=load_env(), dir=stack_dir(), workdir=tmp_path_factory.mktemp("site"))
 
 
