@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .core import Daemon, Stack
 
 
@@ -14,6 +16,11 @@ class Component:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
+
+    @property
+    def dir(self) -> Path:
+        """The component's own state directory inside the stack dir."""
+        return self.stack.path(self.name)
 
     def ports(self) -> list[int]:
         return []

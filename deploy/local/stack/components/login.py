@@ -14,10 +14,6 @@ class LoginNode(Component):
     name = "login"
 
     @property
-    def dir(self) -> Path:
-        return self.stack.path("login")
-
-    @property
     def ca_dir(self) -> Path:
         return self.stack.path("ca")
 

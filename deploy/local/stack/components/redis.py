@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..component import Component
 from ..core import HOST, Daemon, mkdir, run, write
 from . import PORTS
@@ -11,10 +9,6 @@ from . import PORTS
 
 class Redis(Component):
     name = "redis"
-
-    @property
-    def dir(self) -> Path:
-        return self.stack.path("redis")
 
     @property
     def password(self) -> str:

@@ -19,10 +19,6 @@ class Munge(Component):
     name = "munge"
 
     @property
-    def dir(self) -> Path:
-        return self.stack.path("munge")
-
-    @property
     def socket(self) -> Path:
         return self.dir / "munge.socket"
 
@@ -56,10 +52,6 @@ class Munge(Component):
 
 class MariaDB(Component):
     name = "mariadb"
-
-    @property
-    def dir(self) -> Path:
-        return self.stack.path("mariadb")
 
     @property
     def cnf(self) -> Path:
@@ -114,10 +106,6 @@ class MariaDB(Component):
 
 class Slurm(Component):
     name = "slurm"
-
-    @property
-    def dir(self) -> Path:
-        return self.stack.path("slurm")
 
     @property
     def conf(self) -> Path:

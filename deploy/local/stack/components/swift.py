@@ -35,10 +35,6 @@ class Swift(Component):
     name = "swift"
 
     @property
-    def dir(self) -> Path:
-        return self.stack.path("swift")
-
-    @property
     def proxy_url(self) -> str:
         return f"http://{HOST}:{PORTS['swift-proxy']}"
 
