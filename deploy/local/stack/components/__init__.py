@@ -19,6 +19,11 @@ PORTS = {
     "swift-proxy": 8080,
     "keycloak": 8180,
     "keycloak-management": 9180,
+    # The gateway and the gateway's services (compute, storage and tasks come later).
+    "gateway": 8000,
+    "certificator": 5100,
+    "status": 5101,
+    "utilities": 5104,
 }
 
 
