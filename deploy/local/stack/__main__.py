@@ -46,8 +46,13 @@ def check_ports(components: list[Component]) -> None:
 
 
 def reachable_by_others(stack: Stack) -> None:
-    """Service users (munge, mysql, swift, the cluster users) must be able to traverse to the stack dir."""
+    """Service users (munge, mysql, swift, the cluster users) must be able to traverse to the stack dir,
+    and the gateway's services (user `firecrest`) to read the code (Python cannot import from a dir it cannot list)."""
     mkdir(stack.dir, 0o755)
+    mode = stack.repo.stat().st_mode
+    if mode & 0o055 != 0o055:
+        os.chmod(stack.repo, mode | 0o055)
+        print(f"note: made {stack.repo} readable (go+rx) for the gateway's services")
     for parent in [stack.dir, *stack.dir.parents]:
         mode = parent.stat().st_mode
         if mode & 0o111 != 0o111:  # munged insists on all three search bits on its socket's path
@@ -95,8 +100,10 @@ def up(stack: Stack) -> None:
         print("stopping what this run started ...", file=sys.stderr)
         for d in reversed(started):
             stop(d)
-        for comp in components:
-            comp.after_stop()
+        stopped = {d.pidfile for d in started}
+        for comp in components:  # only components this run started: a running one keeps its sockets
+            if any(d.pidfile in stopped for d in comp.daemons()):
+                comp.after_stop()
         raise SystemExit(1) from None
 
     env: dict[str, str] = {}

@@ -1,0 +1,100 @@
+"""The Flask app factory every service uses: JSON errors, token check, request id, structured access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .auth import Identity, TokenValidator, bearer
+from .config import site
+from .errors import FirecrestError, MissingMachine, UnknownMachine, to_response
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+log = logging.getLogger("firecrest.access")
+
+
+def request_id() -> str:
+    return g.get("request_id", "-")
+
+
+def identity() -> Identity:
+    """The caller, validated by `before_request` for every route that is not public."""
+    return g.identity
+
+
+def machine(operation: str) -> str:
+    """The system named by the `X-Machine-Name` header; unknown names get the contract's header."""
+    name = request.headers.get("X-Machine-Name")
+    if not name:
+        raise MissingMachine()
+    if name not in site().systems:
+        raise UnknownMachine(name).with_description(f"Error on {operation} operation")
+    return name
+
+
+def create_app(service: str, public: Callable[[str], bool] = lambda path: False) -> Flask:
+    """A service app. Every route needs a valid token unless `public(path)` says otherwise."""
+    app = Flask(service)
+    app.config["MAX_CONTENT_LENGTH"] = site().limits.max_file_size_mb * 1024 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    validator = TokenValidator(site().auth)
+    _configure_logging()
+
+    @app.before_request
+    def _begin() -> None:
+        g.start = time.perf_counter()
+        rid = request.headers.get("X-Request-ID", "")
+        g.request_id = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex
+        if not public(request.path):
+            g.identity = validator.validate(bearer(request.headers.get("Authorization")))
+
+    @app.after_request
+    def _end(response: Response) -> Response:
+        response.headers["X-Request-ID"] = request_id()
+        ident = g.get("identity")
+        log.info(json.dumps({
+            "service": service,
+            "request_id": request_id(),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "ms": round((time.perf_counter() - g.get("start", time.perf_counter())) * 1000, 2),
+            "user": ident.username if ident else None,
+        }))
+        return response
+
+    @app.errorhandler(FirecrestError)
+    def _firecrest_error(err: FirecrestError) -> tuple[Any, int, dict[str, str]]:
+        body, status, headers = to_response(err)
+        return jsonify(body), status, headers
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> tuple[Any, int]:
+        return jsonify({"description": err.description or err.name}), err.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> tuple[Any, int]:
+        # Never a stack trace to the client; the log has it, with the request id to find it.
+        app.logger.exception("request %s failed", request_id())
+        return jsonify({"description": "Internal error", "request_id": request_id()}), 500
+
+    return app
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger("firecrest")  # the access log and every service's own logger
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False

@@ -1,0 +1,145 @@
+"""The site configuration: one YAML file plus a few environment variables, loaded once into typed objects."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VERSION = "0.1.0"
+# The FirecREST v1 API level this gateway implements; pyfirecrest gates features on it (PEP 440, >= 1.16.0).
+API_VERSION = "1.16.0"
+SERVICE_NAMES = ("certificator", "status", "utilities", "compute", "storage", "tasks")
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    path: str
+    description: str
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    description: str
+    host: str
+    port: int
+    host_key: str  # "<type> <base64>" as in a .pub file
+    filesystems: tuple[Filesystem, ...]
+    partitions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    issuer: str
+    audience: str
+    username_claim: str
+    algorithms: tuple[str, ...]
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/certs"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_size_mb: int = 5
+    command_timeout_s: int = 5
+
+
+@dataclass(frozen=True)
+class SSHConfig:
+    connect_timeout_s: float = 5
+    idle_close_s: float = 60
+    max_age_s: float = 600
+    max_channels_per_connection: int = 32
+
+
+@dataclass(frozen=True)
+class Site:
+    systems: dict[str, System]
+    auth: AuthConfig
+    limits: Limits
+    ssh: SSHConfig
+    certificate_validity_minutes: int
+    # Secrets and URLs come from the environment, never from the site file.
+    service_token: str = field(repr=False)
+    service_urls: dict[str, str]
+
+    @property
+    def default_system(self) -> str:
+        return next(iter(self.systems))
+
+
+def _expand(node: Any, env: dict[str, str]) -> Any:
+    """Replace `${VAR}` in every string value of the parsed file (comments are never touched)."""
+    if isinstance(node, dict):
+        return {k: _expand(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, env) for v in node]
+    if not isinstance(node, str):
+        return node
+
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in env:
+            raise ConfigError(f"the site file needs the environment variable {m.group(1)}")
+        return env[m.group(1)]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, node)
+
+
+def _system(raw: dict) -> System:
+    login = raw["login"]
+    key_file = login.get("host_key_file")
+    host_key = Path(key_file).read_text() if key_file else login["host_key"]
+    return System(
+        name=raw["name"],
+        description=raw.get("description", ""),
+        host=login["host"],
+        port=int(login.get("port", 22)),
+        host_key=" ".join(host_key.split()[:2]),
+        filesystems=tuple(Filesystem(f["path"], f.get("description", "")) for f in raw.get("filesystems", [])),
+        partitions=tuple(raw.get("partitions", [])),
+    )
+
+
+def parse(text: str, env: dict[str, str]) -> Site:
+    raw = _expand(yaml.safe_load(text), env)
+    auth = raw["auth"]
+    return Site(
+        systems={s.name: s for s in map(_system, raw["systems"])},
+        auth=AuthConfig(
+            issuer=auth["issuer"].rstrip("/"),
+            audience=auth["audience"],
+            username_claim=auth.get("username_claim", "preferred_username"),
+            algorithms=tuple(auth.get("algorithms", ["RS256"])),
+        ),
+        limits=Limits(**raw.get("limits", {})),
+        ssh=SSHConfig(**raw.get("ssh", {})),
+        certificate_validity_minutes=int(raw.get("certificates", {}).get("validity_minutes", 5)),
+        service_token=env.get("FIRECREST_SERVICE_TOKEN", ""),
+        service_urls={
+            name: env[f"FIRECREST_INTERNAL_{name.upper()}_URL"].rstrip("/")
+            for name in SERVICE_NAMES
+            if env.get(f"FIRECREST_INTERNAL_{name.upper()}_URL")
+        },
+    )
+
+
+@functools.cache
+def site() -> Site:
+    """The site of this process, from FIRECREST_SITE_FILE (default: the local site)."""
+    path = Path(os.environ.get("FIRECREST_SITE_FILE", Path(__file__).resolve().parents[1] / "deploy/local/site.yaml"))
+    try:
+        return parse(path.read_text(), dict(os.environ))
+    except (OSError, KeyError, TypeError, ConfigError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot load the site file {path}: {e!r}") from e

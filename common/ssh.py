@@ -1,0 +1,233 @@
+"""Pooled SSH to the login nodes, as the calling user.
+
+One paramiko Transport per (system, user), more when one is saturated with channels; a channel per command.
+A new connection makes a fresh ed25519 key and asks the certificator, with the user's token, for a
+short-lived certificate; the login node's host key is verified against the site file. Connections are
+closed when idle or old, and are never shared between users. A per-user lock makes a burst open one
+connection, not one per request.
+"""
+
+from __future__ import annotations
+
+import base64
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from io import StringIO
+
+import paramiko
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from . import errors
+from .auth import Identity
+from .commands import Command, Output, T
+from .config import Site, System
+
+STATUS_GRACE_S = 5  # the local deadline is the remote timeout plus this
+
+
+class CertificatorClient:
+    def __init__(self, url: str, service_token: str) -> None:
+        self.url = url
+        self.service_token = service_token
+        self.http = requests.Session()
+
+    def certificate(self, identity: Identity, system: str, public_key: str, request_id: str) -> str:
+        try:
+            response = self.http.post(
+                f"{self.url}/certificates",
+                data={"system": system, "public_key": public_key},
+                headers={
+                    "Authorization": f"Bearer {identity.token}",
+                    "X-Firecrest-Service-Token": self.service_token,
+                    "X-Request-ID": request_id,
+                },
+                timeout=10,
+            )
+        except requests.RequestException as e:
+            raise errors.CertificateError(f"Certificator unreachable: {e.__class__.__name__}", 503) from e
+        if response.status_code != 200:
+            try:
+                reason = response.json().get("description", response.text)
+            except ValueError:
+                reason = response.text[:200]
+            status = response.status_code if response.status_code in (400, 401, 403) else 503
+            raise errors.CertificateError(f"Certificator refused: {reason}", status)
+        return response.json()["certificate"]
+
+
+@dataclass(eq=False)
+class Connection:
+    transport: paramiko.Transport
+    opened_at: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    channels: int = 0  # channels open right now
+
+    def usable(self, now: float, max_age: float) -> bool:
+        return self.transport.is_active() and now - self.opened_at < max_age
+
+
+class SSHPool:
+    def __init__(self, site: Site, certificator: CertificatorClient) -> None:
+        self.site = site
+        self.certificator = certificator
+        self._lock = threading.Lock()
+        self._pools: dict[tuple[str, str], list[Connection]] = {}
+        self._opening: dict[tuple[str, str], threading.Lock] = {}
+        self.opened = 0  # connections opened since start (tests and benchmarks read it)
+
+    # -- connections ---------------------------------------------------------------------------------------
+
+    def _take(self, key: tuple[str, str]) -> Connection | None:
+        """A connection with a free channel slot, reserving the slot; closes idle and old ones on the way."""
+        now = time.monotonic()
+        cfg = self.site.ssh
+        with self._lock:
+            conns = self._pools.setdefault(key, [])
+            for conn in list(conns):
+                stale = not conn.usable(now, cfg.max_age_s) or now - conn.last_used > cfg.idle_close_s
+                if stale and conn.channels == 0:
+                    conns.remove(conn)
+                    conn.transport.close()
+            for conn in conns:
+                if conn.usable(now, cfg.max_age_s) and conn.channels < cfg.max_channels_per_connection:
+                    conn.channels += 1
+                    conn.last_used = now
+                    return conn
+        return None
+
+    def _acquire(self, system: System, identity: Identity, request_id: str) -> Connection:
+        key = (system.name, identity.username)
+        conn = self._take(key)
+        if conn:
+            return conn
+        with self._lock:
+            opening = self._opening.setdefault(key, threading.Lock())
+        with opening:  # one connection opens per user at a time; the others wait and then share it
+            conn = self._take(key)
+            if conn:
+                return conn
+            conn = Connection(self._open(system, identity, request_id), channels=1)
+            with self._lock:
+                self._pools[key].append(conn)
+                self.opened += 1
+            return conn
+
+    def _release(self, conn: Connection, broken: bool = False) -> None:
+        with self._lock:
+            conn.channels -= 1
+            conn.last_used = time.monotonic()
+            if broken:
+                for conns in self._pools.values():
+                    if conn in conns:
+                        conns.remove(conn)
+                conn.transport.close()
+
+    def _open(self, system: System, identity: Identity, request_id: str) -> paramiko.Transport:
+        private = Ed25519PrivateKey.generate()
+        public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ).decode()
+        key = paramiko.Ed25519Key.from_private_key(StringIO(pem))
+        cert = self.certificator.certificate(identity, system.name, public.decode(), request_id)
+        key.load_certificate(cert)  # the certificate line itself
+
+        timeout = self.site.ssh.connect_timeout_s
+        try:
+            sock = socket.create_connection((system.host, system.port), timeout=timeout)
+        except OSError as e:
+            raise errors.MachineNotAvailable(f"cannot connect to {system.name}: {e.strerror or e}") from e
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else ~40 ms per exec (delayed ACK)
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = timeout
+            transport.auth_timeout = timeout
+            transport.start_client(timeout=timeout)
+            self._verify_host_key(system, transport.get_remote_server_key())
+            transport.auth_publickey(identity.username, key)
+        except paramiko.AuthenticationException as e:
+            transport.close()
+            raise errors.PermissionDenied(
+                f"User does not have permissions to access machine: {e}",
+                header_value="User does not have permissions to access machine",
+            ) from e
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            transport.close()
+            raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
+        transport.set_keepalive(30)
+        return transport
+
+    @staticmethod
+    def _verify_host_key(system: System, key: paramiko.PKey) -> None:
+        kind, blob = system.host_key.split()
+        if key.get_name() != kind or key.asbytes() != base64.b64decode(blob):
+            raise paramiko.SSHException(f"host key of {system.name} does not match the pinned key")
+
+    # -- commands --------------------------------------------------------------------------------------------
+
+    def run(self, system: System, identity: Identity, command: Command[T], request_id: str = "",
+            stdin: bytes = b"", max_output: int | None = None) -> T:
+        timeout_s = self.site.limits.command_timeout_s if command.timeout else None
+        line = command.line(timeout_s, request_id)
+        # A pooled connection may have died since its last use (sshd restarted): retry once on a new one.
+        for attempt in (1, 2):
+            conn = self._acquire(system, identity, request_id)
+            broken = False
+            try:
+                output = self._exec(conn.transport, line, stdin, timeout_s, max_output)
+            except (paramiko.SSHException, EOFError, OSError) as e:
+                broken = True
+                if attempt == 2:
+                    raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
+                continue
+            finally:
+                self._release(conn, broken)
+            return command.result(output)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _exec(transport: paramiko.Transport, line: str, stdin: bytes, timeout_s: int | None,
+              max_output: int | None) -> Output:
+        deadline = time.monotonic() + (timeout_s + STATUS_GRACE_S if timeout_s else 3600)
+        chan = transport.open_session(timeout=10)
+        try:
+            chan.exec_command(line)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+
+            def drain() -> None:
+                while chan.recv_ready():
+                    out.extend(chan.recv(65536))
+                while chan.recv_stderr_ready():
+                    err.extend(chan.recv_stderr(65536))
+                if max_output is not None and len(out) > max_output:
+                    raise errors.SizeLimit("Output exceeds size limit")
+
+            while True:
+                drain()
+                if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise errors.Timeout()
+                select.select([chan], [], [], remaining)
+            drain()
+            if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+                raise errors.Timeout()
+            return Output(chan.exit_status, bytes(out), bytes(err))
+        finally:
+            chan.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for conns in self._pools.values():
+                for conn in conns:
+                    conn.transport.close()
+            self._pools.clear()

@@ -1,0 +1,98 @@
+"""The gateway's Flask services under gunicorn: the certificator (root, it holds the CA key) and the public
+services (as the unprivileged `firecrest` user, which cannot read the CA key)."""
+
+from __future__ import annotations
+
+import pwd
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from ..component import Component
+from ..core import HOST, Daemon, run
+from . import PORTS
+from .keycloak import REALM
+from .keycloak import URL as KEYCLOAK_URL
+
+SERVICE_USER = "firecrest"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    workers: int
+    threads: int
+    user: str | None  # None: root
+
+
+SERVICES = (
+    Service("certificator", "certificator.app:app", workers=1, threads=8, user=None),
+    Service("status", "status.app:app", workers=1, threads=8, user=SERVICE_USER),
+    Service("utilities", "utilities.app:app", workers=2, threads=16, user=SERVICE_USER),
+)
+
+
+def internal_url(name: str) -> str:
+    return f"http://{HOST}:{PORTS[name]}"
+
+
+class Services(Component):
+    name = "services"
+
+    def ports(self) -> list[int]:
+        return [PORTS[s.name] for s in SERVICES]
+
+    def prepare(self) -> None:
+        try:
+            pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER])
+
+    def _env(self, service: Service) -> dict[str, str]:
+        env = {
+            "FIRECREST_SITE_FILE": str(self.stack.repo / "deploy" / "local" / "site.yaml"),
+            "FIRECREST_STACK_DIR": str(self.stack.dir),
+            "KEYCLOAK_URL": KEYCLOAK_URL,
+            "KEYCLOAK_REALM": REALM,
+            "FIRECREST_SERVICE_TOKEN": self.stack.secret("service-token"),
+            **{f"FIRECREST_INTERNAL_{s.name.upper()}_URL": internal_url(s.name) for s in SERVICES},
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        if service.name == "certificator":
+            env["FIRECREST_CA_KEY"] = str(self.stack.path("ca", "user_ca"))
+        return env
+
+    def daemons(self) -> list[Daemon]:
+        gunicorn = str(self.stack.repo / ".venv" / "bin" / "gunicorn")
+        return [
+            Daemon(
+                s.name,
+                [gunicorn, "--bind", f"{HOST}:{PORTS[s.name]}", "--workers", str(s.workers), "--threads",
+                 str(s.threads), "--worker-class", "gthread", "--chdir", str(self.stack.repo),
+                 "--graceful-timeout", "10", "--keep-alive", "30", "--error-logfile", "-", s.module],
+                self.stack.run / f"{s.name}.pid",
+                ready=lambda s=s: self._answers(s),
+                user=s.user,
+                env=self._env(s),
+                timeout=30,
+            )
+            for s in SERVICES
+        ]
+
+    @staticmethod
+    def _answers(service: Service) -> bool:
+        """The app is loaded once /status answers (401 without a token)."""
+        try:
+            with urllib.request.urlopen(f"{internal_url(service.name)}/status", timeout=2):  # noqa: S310
+                return True
+        except urllib.error.HTTPError as e:
+            return e.code in (401, 403)
+        except OSError:
+            return False
+
+    def env(self) -> dict[str, str]:
+        return {f"FIRECREST_INTERNAL_{s.name.upper()}_URL": internal_url(s.name) for s in SERVICES}
+
+    def describe(self) -> list[str]:
+        return [", ".join(f"{s.name} {internal_url(s.name)}" for s in SERVICES) + " (gunicorn; internal only)"]
