@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+import requests
 
 from common.stack_env import REPO, load_env, stack_dir
 
@@ -74,6 +76,26 @@ class Site:
     def control(command: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run one of deploy/local's commands (up, down, status, restart)."""
         return subprocess.run([LOCAL / command, *args], capture_output=True, text=True, check=check)
+
+    def token(self, user: str) -> str:
+        """A fresh access token from the user's Keycloak client (client credentials)."""
+        response = requests.post(
+            self.env["FIRECREST_TOKEN_URL"],
+            data={"grant_type": "client_credentials"},
+            auth=(self.env[f"FIRECREST_CLIENT_ID_{user.upper()}"], self.env[f"FIRECREST_CLIENT_SECRET_{user.upper()}"]),
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def secret(self, name: str) -> str:
+        return json.loads((self.dir / "secrets.json").read_text())[name]
+
+    def service_url(self, name: str) -> str:
+        return self.env[f"FIRECREST_INTERNAL_{name.upper()}_URL"]
+
+    def audit_records(self, request_ids: set[str]) -> list[dict]:
+        return [r for r in map(json.loads, self.audit_lines()) if r["request_id"] in request_ids]
 
     def audit_lines(self) -> list[str]:
         path = self.dir / "log" / "audit.log"

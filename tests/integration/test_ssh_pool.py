@@ -1,0 +1,94 @@
+"""The SSH pool behind the services: connections are reused, never cross users, and fail clearly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+UTILITIES_WORKERS = 2  # deploy/local/stack/components/services.py: each worker process has its own pool
+
+
+def whoami(site, token: str, request_id: str, timeout: float = 30) -> requests.Response:
+    return requests.get(f"{site.service_url('utilities')}/whoami", timeout=timeout,
+                        headers={"Authorization": f"Bearer {token}", "X-Machine-Name": "cluster",
+                                 "X-Request-ID": request_id})
+
+
+def key_ids(site, prefix: str) -> dict[str, set[str]]:
+    by_user: dict[str, set[str]] = {}
+    for line in site.audit_lines():
+        if prefix in line:
+            import json
+
+            record = json.loads(line)
+            if record["request_id"].startswith(prefix):
+                by_user.setdefault(record["user"], set()).add(record["key_id"])
+    return by_user
+
+
+def test_a_burst_opens_one_connection_per_worker_and_users_never_share(site):
+    site.control("restart", "services")  # empty pools
+    prefix = f"burst-{uuid.uuid4().hex[:6]}"
+    tokens = {"alice": site.token("alice"), "bob": site.token("bob")}
+    jobs = [(user, f"{prefix}-{user}-{i}") for i in range(24) for user in tokens]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(lambda job: whoami(site, tokens[job[0]], job[1]), jobs))
+    assert [r.json()["output"] for r in responses] == [user for user, _ in jobs]
+    seen = key_ids(site, prefix)
+    assert set(seen) == {"alice", "bob"}
+    for user, ids in seen.items():
+        # One certificate (so one connection) per worker process, however many requests came at once.
+        assert 1 <= len(ids) <= UTILITIES_WORKERS
+        assert all(kid.startswith(f"{user}@") for kid in ids)
+    assert not seen["alice"] & seen["bob"]
+
+
+def test_connections_are_reused_across_requests(site):
+    token = site.token("alice")
+    prefix = f"reuse-{uuid.uuid4().hex[:6]}"
+    for i in range(20):
+        assert whoami(site, token, f"{prefix}-{i}").status_code == 200
+    assert len(key_ids(site, prefix)["alice"]) <= UTILITIES_WORKERS
+
+
+def _sshd_tree(site) -> list[int]:
+    """The login node's sshd and every process under it (its sessions)."""
+    root = int((site.dir / "run" / "sshd.pid").read_text())
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def test_dead_login_node_gives_a_clear_503_and_recovers(site):
+    token = site.token("alice")
+    assert whoami(site, token, "before-kill").status_code == 200
+    for pid in _sshd_tree(site):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    try:
+        start = time.monotonic()
+        response = whoami(site, token, "while-dead", timeout=60)
+        assert time.monotonic() - start < 15  # fails fast, no hang
+        assert response.status_code == 503
+        assert "X-Machine-Not-Available" in response.headers
+        assert response.json()["description"].startswith("Machine is not available")
+    finally:
+        site.control("restart", "login")
+    assert whoami(site, token, "after-restart").json()["output"] == "alice"

@@ -1,0 +1,93 @@
+"""Token validation with a local key set (the real issuer is exercised in the integration tests)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from common.auth import TokenValidator, bearer
+from common.config import AuthConfig
+from common.errors import Unauthorized
+
+ISSUER = "http://issuer.test/realms/firecrest"
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def validator() -> TokenValidator:
+    v = TokenValidator(AuthConfig(ISSUER, "firecrest", "unix_username", ("RS256",)))
+    v._keys = {"k1": KEY.public_key()}
+    v._fetched_at = time.monotonic()  # no refetch during the test
+    return v
+
+
+def token(key=KEY, kid="k1", alg="RS256", **overrides) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": ["firecrest", "account"], "sub": "s", "iat": now, "exp": now + 300,
+              "unix_username": "alice"}
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+
+
+def test_valid_token_gives_the_unix_user(validator):
+    assert validator.validate(token()).username == "alice"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: token(exp=int(time.time()) - 60), "expired"),
+        (lambda: token(nbf=int(time.time()) + 600), "not yet valid"),
+        (lambda: token(iss="http://evil.test/realms/firecrest"), "issuer"),
+        (lambda: token(aud="account"), "audience"),
+        (lambda: token(exp=None), "'exp'"),
+        (lambda: token(sub=None), "'sub'"),
+        (lambda: token(key=OTHER), "signature"),
+        (lambda: token(key=OTHER, kid="unknown"), "signature"),
+        (lambda: jwt.encode({"iss": ISSUER}, None, algorithm="none"), "algorithm"),
+        (lambda: jwt.encode({"iss": ISSUER, "unix_username": "alice"}, b"x" * 32, algorithm="HS256",
+                            headers={"kid": "k1"}), "algorithm"),
+        (lambda: "garbage", "general"),
+        (lambda: token()[:-10] + "A" * 10, "signature"),
+    ],
+)
+def test_bad_tokens_are_refused_with_a_reason(validator, make, reason):
+    with pytest.raises(Unauthorized) as err:
+        validator.validate(make())
+    assert reason in err.value.error
+
+
+@pytest.mark.parametrize("name", ["root; id", "-rf", "../alice", "Alice", "", "a" * 33, "$(id)", 7, None])
+def test_username_must_be_a_unix_name(validator, name):
+    with pytest.raises(Unauthorized, match="unix_username"):
+        validator.validate(token(unix_username=name) if name is not None else token(unix_username=None))
+
+
+def test_hs256_with_the_public_key_as_secret_is_refused(validator):
+    pem = KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "kid": "k1"}).encode())
+    payload = b64(json.dumps({"iss": ISSUER, "aud": "firecrest", "sub": "s", "unix_username": "alice",
+                              "iat": int(time.time()), "exp": int(time.time()) + 60}).encode())
+    sig = b64(hmac.new(pem, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+    with pytest.raises(Unauthorized, match="algorithm"):
+        validator.validate(f"{header}.{payload}.{sig}")
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic dXNlcjpwdw==", "Bearer", "Bearer   ", "token"])
+def test_bearer_header_is_required(header):
+    with pytest.raises(Unauthorized, match="No Auth Header given"):
+        bearer(header)
