@@ -198,8 +198,10 @@ class SSHPool:
         try:
             chan.exec_command(line)
             if stdin:
+                # EOF only after input: sent on a channel the server has already closed (a quick command
+                # without input), it made sshd drop the whole connection ("ieof ... nonexistent channel").
                 chan.sendall(stdin)
-            chan.shutdown_write()
+                chan.shutdown_write()
             out, err = bytearray(), bytearray()
 
             def drain() -> None:

@@ -1,0 +1,157 @@
+"""Shared pieces of the benchmarks: the site's env, tokens, a raw pooled SSH floor, wrk runs, and reporting."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common.stack_env import load_env, stack_dir  # noqa: E402
+
+ENV = load_env()
+
+
+def token(user: str = "alice") -> str:
+    response = requests.post(
+        ENV["FIRECREST_TOKEN_URL"],
+        data={"grant_type": "client_credentials"},
+        auth=(ENV[f"FIRECREST_CLIENT_ID_{user.upper()}"], ENV[f"FIRECREST_CLIENT_SECRET_{user.upper()}"]),
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+@dataclass
+class Figures:
+    name: str
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    errors: int
+
+    def row(self, floor: Figures | None = None) -> str:
+        ratio = f"{self.p50_ms / floor.p50_ms:5.2f}x" if floor else "  -   "
+        return (f"{self.name:<44} p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms  "
+                f"{self.rps:8.1f} req/s  errors {self.errors:<4} p50/floor {ratio}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(name: str, call: Callable[[], bool], n: int, clients: int = 1) -> Figures:
+    """Run `call` n times from `clients` threads; `call` returns False on an error."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        nonlocal errors
+        t0 = time.perf_counter()
+        good = call()
+        dt = (time.perf_counter() - t0) * 1000
+        with lock:
+            latencies.append(dt)
+            errors += not good
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(one, range(n)))
+    elapsed = time.perf_counter() - start
+    return Figures(name, statistics.median(latencies), percentile(latencies, 0.99), n / elapsed, errors)
+
+
+class RawSSH:
+    """The floor: authenticated paramiko Transports to the login node and a channel per command, as the pool
+    does it (at most 32 channels per connection, sshd's MaxSessions being 64), without HTTP, tokens or the
+    certificator."""
+
+    CHANNELS_PER_CONNECTION = 32
+
+    def __init__(self, user: str = "alice", connections: int = 2) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+        key = self.tmp / "key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        subprocess.run(["ssh-keygen", "-q", "-s", str(stack_dir() / "ca" / "user_ca"), "-I", f"{user}@bench",
+                        "-n", user, "-V", "-1m:+30m", f"{key}.pub"], check=True)
+        pkey = paramiko.Ed25519Key.from_private_key_file(str(key))
+        pkey.load_certificate(f"{key}-cert.pub")
+        self.transports = [self._connect(user, pkey) for _ in range(connections)]
+        self.slots = threading.Semaphore(connections * self.CHANNELS_PER_CONNECTION)
+        self._next = 0
+
+    @staticmethod
+    def _connect(user: str, pkey: paramiko.PKey) -> paramiko.Transport:
+        sock = socket.create_connection((ENV["FIRECREST_SSH_HOST"], int(ENV["FIRECREST_SSH_PORT"])))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = paramiko.Transport(sock)
+        transport.start_client()
+        transport.auth_publickey(user, pkey)
+        return transport
+
+    def run(self, command: str) -> tuple[int, bytes]:
+        with self.slots:
+            self._next += 1
+            chan = self.transports[self._next % len(self.transports)].open_session()
+            chan.exec_command(command)  # no EOF: see common/ssh.py
+            out = bytearray()
+            while True:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                out += data
+            status = chan.recv_exit_status()
+            chan.close()
+            return status, bytes(out)
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+WRK_LINE = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk(name: str, url: str, headers: dict[str, str], clients: int, seconds: int = 10) -> Figures:
+    """A load from a separate process (wrk), so the client does not share the GIL with what it measures."""
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (deploy/local/install installs it)")
+    argv = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--latency", "--timeout", "10s"]
+    for k, v in headers.items():
+        argv += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    pct = {q: float(v) * scale[u] for q, v, u in WRK_LINE.findall(out)}
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock_err = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock_err.groups())) if sock_err else 0)
+    if requests_done == 0:
+        raise SystemExit(f"wrk made no request:\n{out}")
+    return Figures(name, pct["50"], pct["99"], rps, errors)
+
+
+def report(title: str, rows: list[tuple[Figures, Figures | None]]) -> None:
+    print(f"\n== {title}")
+    for fig, floor in rows:
+        print("  " + fig.row(floor))
+    print(json.dumps({f.name: vars(f) for f, _ in rows}), file=sys.stderr)
