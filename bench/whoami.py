@@ -7,6 +7,7 @@ Usage (site up): .venv/bin/python bench/whoami.py [--seconds 10]
 from __future__ import annotations
 
 import argparse
+
 import requests
 from common_bench import ENV, RawSSH, measure, report, token, wrk
 
