@@ -28,7 +28,7 @@ PORTS = {
 
 
 def all_components(stack: Stack) -> list[Component]:
-    from . import keycloak, login, redis, services, slurm, swift, users
+    from . import gateway, keycloak, login, redis, services, slurm, swift, users
 
     return [
         keycloak.Keycloak(stack),  # slow to start: runs in the background while the rest comes up
@@ -40,4 +40,5 @@ def all_components(stack: Stack) -> list[Component]:
         redis.Redis(stack),
         swift.Swift(stack),
         services.Services(stack),
+        gateway.Gateway(stack),
     ]

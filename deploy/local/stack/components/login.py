@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from ..component import Component
@@ -47,8 +48,7 @@ class LoginNode(Component):
         allowed.write_text((CLUSTER / "allowed-commands").read_text())
         allowed.chmod(0o644)
         wrapper = self.dir / "firecrest-shell"
-        render(CLUSTER / "firecrest-shell", wrapper,
-               {"ALLOWED_FILE": allowed, "AUDIT_SOCKET": self.audit_socket}, mode=0o755)
+        self._build_wrapper(wrapper, allowed)
         render(
             CLUSTER / "sshd_config.in",
             self.dir / "sshd_config",
@@ -63,6 +63,20 @@ class LoginNode(Component):
         mkdir(Path("/run/sshd"), 0o755)  # privilege separation directory, compiled into sshd
         mkdir(self.stack.run)
         run(["/usr/sbin/sshd", "-t", "-f", str(self.dir / "sshd_config")])
+
+    def _build_wrapper(self, wrapper: Path, allowed: Path) -> None:
+        """Compile the ForceCommand wrapper with this site's paths (only when the source or paths change)."""
+        source = CLUSTER / "firecrest-shell.c"
+        defines = [f'-DALLOWED_FILE="{allowed}"', f'-DAUDIT_SOCKET="{self.audit_socket}"']
+        stamp = self.dir / "firecrest-shell.built"
+        wanted = hashlib.sha256(source.read_bytes() + " ".join(defines).encode()).hexdigest()
+        if wrapper.exists() and stamp.exists() and stamp.read_text() == wanted:
+            return
+        tmp = wrapper.with_name("firecrest-shell.new")
+        run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", *defines, "-o", str(tmp), str(source)])
+        tmp.chmod(0o755)
+        tmp.replace(wrapper)
+        stamp.write_text(wanted)
 
     def daemons(self) -> list[Daemon]:
         return [
