@@ -12,7 +12,6 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,16 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import forged_tokens
 import pytest
 import requests
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-import forged_tokens  # noqa: E402
+from kong import render
 
-from kong import render  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TEST_KID = "gateway-test-key"

@@ -6,7 +6,6 @@ import copy
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jwt
@@ -15,9 +14,9 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from kong import render
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-from kong import render  # noqa: E402
 
 ISSUER = "http://127.0.0.1:8180/realms/firecrest"
 VALUES = {"FIRECREST_ISSUER": ISSUER, "FIRECREST_AUDIENCE": "firecrest", "FIRECREST_REALM_PUBLIC_KEY": "PEM"}
