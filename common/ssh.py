@@ -174,21 +174,29 @@ class SSHPool:
             stdin: bytes = b"", max_output: int | None = None) -> T:
         timeout_s = self.site.limits.command_timeout_s if command.timeout else None
         line = command.line(timeout_s, request_id)
-        # A pooled connection may have died since its last use (sshd restarted): retry once on a new one.
-        for attempt in (1, 2):
+        # A pooled connection may have died since its last use (sshd restarted): retry on a new one. A refused
+        # channel ("no more sessions") leaves the connection usable: retry after a moment.
+        failures = 0
+        while True:
             conn = self._acquire(system, identity, request_id)
             broken = False
             try:
                 output = self._exec(conn.transport, line, stdin, timeout_s, max_output)
+            except paramiko.ChannelException as e:
+                failures += 1
+                if failures >= 5:
+                    raise errors.MachineNotAvailable(f"{system.name} refuses new sessions: {e}") from e
+                time.sleep(0.01 * failures)
+                continue
             except (paramiko.SSHException, EOFError, OSError) as e:
                 broken = True
-                if attempt == 2:
+                failures += 1
+                if failures >= 2:
                     raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
                 continue
             finally:
                 self._release(conn, broken)
             return command.result(output)
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _exec(transport: paramiko.Transport, line: str, stdin: bytes, timeout_s: int | None,

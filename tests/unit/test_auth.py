@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from common.auth import TokenValidator, bearer
+from common.auth import Identity, TokenValidator, bearer
 from common.config import AuthConfig
 from common.errors import Unauthorized
 
@@ -91,3 +91,21 @@ def test_hs256_with_the_public_key_as_secret_is_refused(validator):
 def test_bearer_header_is_required(header):
     with pytest.raises(Unauthorized, match="No Auth Header given"):
         bearer(header)
+
+
+def test_a_cached_token_still_expires(validator):
+    good = token()
+    assert validator.validate(good) is validator.validate(good)  # the second one from the cache
+    # A token cached while it was valid, and expired since: validated again, and refused.
+    old = token(exp=int(time.time()) - 60)
+    validator._valid[old] = Identity("alice", old, {"exp": int(time.time()) - 60})
+    with pytest.raises(Unauthorized, match="expired"):
+        validator.validate(old)
+
+
+def test_only_valid_tokens_are_cached(validator):
+    bad = token(iss="http://evil.test/realms/firecrest")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            validator.validate(bad)
+    assert bad not in validator._valid
