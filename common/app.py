@@ -31,9 +31,10 @@ def identity() -> Identity:
     return g.identity
 
 
-def machine(operation: str) -> str:
-    """The system named by the `X-Machine-Name` header; unknown names get the contract's header."""
-    name = request.headers.get("X-Machine-Name")
+def machine(operation: str, name: str | None = None) -> str:
+    """The system named by the `X-Machine-Name` header (or `name`, from an early path-style route); unknown
+    names get the contract's header."""
+    name = name or request.headers.get("X-Machine-Name")
     if not name:
         raise MissingMachine()
     if name not in site().systems:
@@ -76,6 +77,11 @@ def create_app(service: str, public: Callable[[str], bool] = lambda path: False)
     def _firecrest_error(err: FirecrestError) -> tuple[Any, int, dict[str, str]]:
         body, status, headers = to_response(err)
         return jsonify(body), status, headers
+
+    @app.errorhandler(413)
+    def _too_large(err: HTTPException) -> tuple[Any, int]:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return jsonify({"description": f"Failed to upload file. The file is over {limit} bytes"}), 413
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> tuple[Any, int]:

@@ -111,6 +111,18 @@ class ADirectory(FirecrestError):
     header = "X-A-Directory"
 
 
+class InvalidMode(FirecrestError):
+    header = "X-Invalid-Mode"
+
+
+class InvalidOwner(FirecrestError):
+    header = "X-Invalid-Owner"
+
+
+class InvalidGroup(FirecrestError):
+    header = "X-Invalid-Group"
+
+
 class Timeout(FirecrestError):
     header = "X-Timeout"
 

@@ -17,5 +17,5 @@ def pool() -> SSHPool:
     return SSHPool(s, CertificatorClient(s.service_urls["certificator"], s.service_token))
 
 
-def run(system: str, command: Command[T], stdin: bytes = b"", max_output: int | None = None) -> T:
+def run(system: str, command: Command[T], stdin: bytes | None = None, max_output: int | None = None) -> T:
     return pool().run(site().systems[system], identity(), command, request_id(), stdin=stdin, max_output=max_output)

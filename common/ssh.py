@@ -171,7 +171,8 @@ class SSHPool:
     # -- commands --------------------------------------------------------------------------------------------
 
     def run(self, system: System, identity: Identity, command: Command[T], request_id: str = "",
-            stdin: bytes = b"", max_output: int | None = None) -> T:
+            stdin: bytes | None = None, max_output: int | None = None) -> T:
+        """Run `command` as the user; `stdin`, when given (even empty), is sent and closed."""
         timeout_s = self.site.limits.command_timeout_s if command.timeout else None
         line = command.line(timeout_s, request_id)
         # A pooled connection may have died since its last use (sshd restarted): retry on a new one. A refused
@@ -199,13 +200,13 @@ class SSHPool:
             return command.result(output)
 
     @staticmethod
-    def _exec(transport: paramiko.Transport, line: str, stdin: bytes, timeout_s: int | None,
+    def _exec(transport: paramiko.Transport, line: str, stdin: bytes | None, timeout_s: int | None,
               max_output: int | None) -> Output:
         deadline = time.monotonic() + (timeout_s + STATUS_GRACE_S if timeout_s else 3600)
         chan = transport.open_session(timeout=10)
         try:
             chan.exec_command(line)
-            if stdin:
+            if stdin is not None:
                 # EOF only after input: sent on a channel the server has already closed (a quick command
                 # without input), it made sshd drop the whole connection ("ieof ... nonexistent channel").
                 chan.sendall(stdin)

@@ -1,25 +1,212 @@
-"""Routes of the utilities service (public prefix /utilities): parse, call, shape."""
+"""Routes of the utilities service (public prefix /utilities): parse, call, shape.
+
+Success codes and bodies follow the FirecREST v1 contract (201 for what creates, 204 for rm). Where upstream
+is wrong we are not: `view` returns the whole file (upstream: 10 lines), `extract` honours the client's
+`type`/`extension` (upstream ignored it).
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+import posixpath
+import re
+from typing import Any
 
+from flask import Flask, Response, jsonify, request
+
+from common import params
 from common.app import create_app, machine
 from common.commands import Groups, Whoami
+from common.config import site
+from common.errors import BadRequest, NotFound
 from common.remote import run
 
-TRUE = ("true", "1", "yes", "on")
+from . import commands as c
+
+LISTING_CAP = 64 * 1024 * 1024  # an ls of a huge tree stops here instead of filling the service's memory
+
+
+def reply(output: Any, description: str, status: int = 200) -> tuple[Response, int]:
+    return jsonify({"description": description, "output": output}), status
+
+
+def max_file_size() -> int:
+    return site().limits.max_file_size_mb * 1024 * 1024
+
+
+def page(items: list, size: int | None, number: int | None) -> list:
+    """1-based pages; out-of-range or missing paging gives the whole list (as the contract has it)."""
+    if not size or not number:
+        return items
+    chunk = items[(number - 1) * size : number * size]
+    return chunk or items
+
+
+def grep(text: str, pattern: str, operation: str) -> str:
+    """Lines containing `pattern` literally (done here: the login node runs no pipes)."""
+    lines = [line for line in text.splitlines(keepends=True) if pattern in line]
+    if not lines:
+        raise NotFoundPattern().with_description(f"Error on {operation} operation with grep")
+    return "".join(lines)
+
+
+class NotFoundPattern(NotFound):
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("pattern not found")
+
+
+def slice_file(tool: str) -> tuple[Response, int]:
+    system = machine(tool)
+    path = params.text("targetPath", tool)
+    size, lines = params.count("bytes", tool), params.count("lines", tool)
+    if size is not None and lines is not None:
+        raise BadRequest("'bytes' and 'lines' cannot be given together", f"Error on {tool} operation")
+    skip = params.flag("skip_ending" if tool == "head" else "skip_beginning")
+    unit, number = ("bytes", size) if size is not None else ("lines", lines)
+    text = run(system, c.Slice(tool, path, unit, number, skip), max_output=max_file_size())
+    pattern = params.text("grep", tool, required=False)
+    if pattern:
+        text = grep(text, pattern, tool)
+    return reply(text, f"Success to {tool} file.")
 
 
 def create() -> Flask:
     app = create_app("utilities")
 
+    @app.get("/ls")
+    @app.get("/<system_name>/ls")  # the seed's name
+    def ls(system_name: str | None = None):  # noqa: ANN202
+        system = machine("ls", system_name)
+        command = c.Ls(params.text("targetPath", "ls"), hidden=params.flag("showhidden"),
+                       recursive=params.flag("recursive"), numeric=params.flag("numericUid"),
+                       follow=params.flag("followLinks"), unsorted=params.flag("unsorted"),
+                       names_only=params.flag("notListing"))
+        entries = run(system, command, max_output=LISTING_CAP)
+        return reply(page(entries, params.count("pageSize", "ls"), params.count("pageNumber", "ls")),
+                     "List of contents")
+
+    @app.post("/mkdir")
+    def mkdir():  # noqa: ANN202
+        system = machine("mkdir")
+        return reply(run(system, c.Mkdir(params.text("targetPath", "mkdir"), params.present("p"))),
+                     "Success to mkdir file.", 201)
+
+    @app.put("/rename")
+    def rename():  # noqa: ANN202
+        system = machine("rename")
+        command = c.Rename(params.text("sourcePath", "rename"), params.text("targetPath", "rename"))
+        return reply(run(system, command), "Success to rename file.")
+
+    @app.put("/chmod")
+    def chmod():  # noqa: ANN202
+        system = machine("chmod")
+        command = c.Chmod(params.text("targetPath", "chmod"), params.text("mode", "chmod"))
+        return reply(run(system, command), "Success to chmod file or directory.")
+
+    @app.put("/chown")
+    def chown():  # noqa: ANN202
+        system = machine("chown")
+        path = params.text("targetPath", "chown")
+        owner = params.text("owner", "chown", required=False)
+        group = params.text("group", "chown", required=False)
+        if not owner and not group:
+            raise BadRequest("group or owner must be set", "Error on chown operation")
+        return reply(run(system, c.Chown(path, owner, group)), "Success to chown file or directory.")
+
+    @app.post("/copy")
+    def copy():  # noqa: ANN202
+        system = machine("copy")
+        command = c.Copy(params.text("sourcePath", "copy"), params.text("targetPath", "copy"))
+        return reply(run(system, command), "Success to copy file.", 201)
+
+    @app.post("/compress")
+    def compress():  # noqa: ANN202
+        system = machine("compress")
+        command = c.Compress(params.text("sourcePath", "compress"), params.text("targetPath", "compress"),
+                             params.flag("dereference"))
+        return reply(run(system, command), "Success to compress file.", 201)
+
+    @app.post("/extract")
+    def extract():  # noqa: ANN202
+        system = machine("extract")
+        source = params.text("sourcePath", "extract")
+        requested = params.text("type", "extract", required=False) or params.text("extension", "extract",
+                                                                                   required=False)
+        command = c.Extract(source, params.text("targetPath", "extract"), c.extractor(source, requested))
+        return reply(run(system, command), "Success to extract file.", 201)
+
+    @app.get("/file")
+    def file_type():  # noqa: ANN202
+        system = machine("file")
+        return reply(run(system, c.FileType(params.text("targetPath", "file"))), "Success to file file.")
+
+    @app.get("/stat")
+    def stat():  # noqa: ANN202
+        system = machine("stat")
+        path = params.text("targetPath", "stat", required=False) or params.text("sourcePath", "stat")
+        return reply(run(system, c.Stat(path, params.flag("dereference"))), "Success to stat file.")
+
+    @app.post("/symlink")
+    def symlink():  # noqa: ANN202
+        system = machine("symlink")
+        command = c.Symlink(params.text("targetPath", "symlink"), params.text("linkPath", "symlink"))
+        return reply(run(system, command), "Success to link file.", 201)
+
+    @app.get("/head")
+    def head():  # noqa: ANN202
+        return slice_file("head")
+
+    @app.get("/tail")
+    def tail():  # noqa: ANN202
+        return slice_file("tail")
+
+    @app.get("/view")
+    def view():  # noqa: ANN202
+        system = machine("view")
+        data = run(system, c.ReadFile("view", params.text("targetPath", "view"), max_file_size()),
+                   max_output=max_file_size() + 1)
+        return reply(data.decode(errors="replace"), "Success to view file.")
+
+    @app.get("/checksum")
+    def checksum():  # noqa: ANN202
+        system = machine("checksum")
+        return reply(run(system, c.Checksum(params.text("targetPath", "checksum"))), "Checksum calculated.")
+
+    @app.get("/download")
+    def download():  # noqa: ANN202
+        system = machine("download")
+        path = params.text("sourcePath", "download")
+        data = run(system, c.ReadFile("download", path, max_file_size()), max_output=max_file_size() + 1)
+        name = posixpath.basename(path.rstrip("/")) or "download"
+        ascii_name = re.sub(r'[^A-Za-z0-9._-]', "_", name)
+        return Response(data, mimetype="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{ascii_name}"'})
+
+    @app.post("/upload")
+    @app.post("/<system_name>/upload")  # the seed's name
+    def upload(system_name: str | None = None):  # noqa: ANN202
+        system = machine("upload", system_name)
+        directory = params.text("targetPath", "upload")
+        sent = request.files.get("file")
+        if sent is None:
+            raise BadRequest("'file' not specified", "Error on upload operation")
+        name = sent.filename or ""
+        if name in ("", ".", "..") or "/" in name or params.CONTROL.search(name) or len(name) > 255:
+            raise BadRequest("'file' has an invalid file name", "Error on upload operation")
+        run(system, c.Upload(directory, name), stdin=sent.read())
+        return reply("", "File upload successful", 201)
+
+    @app.delete("/rm")
+    def rm():  # noqa: ANN202
+        system = machine("rm")
+        run(system, c.Remove(params.text("targetPath", "rm")))
+        return "", 204
+
     @app.get("/whoami")
     def whoami():  # noqa: ANN202
         system = machine("whoami")
-        command = Groups() if request.args.get("groups", "false").lower() in TRUE else Whoami()
-        output = run(system, command)
-        return jsonify({"description": "User information", "output": output})
+        return reply(run(system, Groups() if params.flag("groups") else Whoami()), "User information")
 
     @app.get("/status")
     def status():  # noqa: ANN202

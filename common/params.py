@@ -1,0 +1,56 @@
+"""Request parameters as the contract sends them: the query string for GET, form fields otherwise.
+
+Every user value reaches the cluster only as one quoted word (common/commands.py), so quotes, `$`, `;` or
+spaces are taken literally; what is refused here is what no path can hold or no tool should get: control
+characters (newlines among them), empty values and oversized ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import request
+
+from .errors import BadRequest
+
+MAX_LENGTH = 4096  # PATH_MAX
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+TRUE = ("true", "1", "yes", "on")
+
+
+def _source() -> dict:
+    return request.args if request.method == "GET" else request.form
+
+
+def text(name: str, operation: str, required: bool = True, default: str = "") -> str:
+    value = _source().get(name)
+    fail = f"Error on {operation} operation"
+    if value is None:
+        if required:
+            raise BadRequest(f"'{name}' not specified", fail)
+        return default
+    if value == "" and required:
+        raise BadRequest(f"'{name}' is empty", fail)
+    if CONTROL.search(value):
+        raise BadRequest(f"'{name}' has invalid char", fail)
+    if len(value) > MAX_LENGTH:
+        raise BadRequest(f"'{name}' is longer than {MAX_LENGTH} characters", fail)
+    return value
+
+
+def flag(name: str) -> bool:
+    return _source().get(name, "false").strip().lower() in TRUE
+
+
+def present(name: str) -> bool:
+    return name in _source()
+
+
+def count(name: str, operation: str) -> int | None:
+    """A non-negative integer parameter, or None when absent."""
+    value = _source().get(name)
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest(f"'{name}' must be a non-negative integer", f"Error on {operation} operation")
+    return int(value)

@@ -1,0 +1,255 @@
+"""The utilities' remote commands: each builds its argv (user values are operands after `--`, never options)
+and parses its output. Quoting and error mapping live in common/commands.py."""
+
+from __future__ import annotations
+
+import posixpath
+
+from common import errors
+from common.commands import Command, Output
+
+from . import listing
+
+STAT_FORMAT = "%f %i %d %h %u %g %s %X %Y %Z"
+STAT_FIELDS = ("mode", "ino", "dev", "nlink", "uid", "gid", "size", "atime", "mtime", "ctime")
+
+
+def operand(path: str) -> str:
+    """A path that no tool can read as an option (`-x` -> `./-x`), for tools that have no `--`."""
+    return f"./{path}" if path.startswith("-") else path
+
+
+class Done(Command[str]):
+    """A command whose success has no output worth returning (the contract's `"output": ""`)."""
+
+    def parse(self, result: Output) -> str:
+        return ""
+
+
+class Ls(Command[list]):
+    name = "ls"
+
+    def __init__(self, path: str, hidden: bool = False, recursive: bool = False, numeric: bool = False,
+                 follow: bool = False, unsorted: bool = False, names_only: bool = False) -> None:
+        self.path, self.recursive = path, recursive
+        flags = {"-A": hidden, "-R": recursive, "--numeric-uid-gid": numeric, "-L": follow, "-f": unsorted,
+                 "-l": not names_only, "-1": names_only}
+        self.flags = [flag for flag, on in flags.items() if on]
+
+    def argv(self) -> list[str]:
+        return ["ls", *self.flags, "--quoting-style=c", "--time-style=+%Y-%m-%dT%H:%M:%S", "--", self.path]
+
+    def parse(self, result: Output) -> list:
+        return listing.parse(result.out, self.path, self.recursive)
+
+
+class Mkdir(Done):
+    name = "mkdir"
+
+    def __init__(self, path: str, parents: bool) -> None:
+        self.path, self.parents = path, parents
+
+    def argv(self) -> list[str]:
+        return ["mkdir", *(["-p"] if self.parents else []), "--", self.path]
+
+
+class Rename(Done):
+    name = "rename"
+
+    def __init__(self, source: str, target: str) -> None:
+        self.source, self.target = source, target
+
+    def argv(self) -> list[str]:
+        return ["mv", "--force", "--", self.source, self.target]
+
+
+class Copy(Done):
+    name = "copy"
+
+    def __init__(self, source: str, target: str) -> None:
+        self.source, self.target = source, target
+
+    def argv(self) -> list[str]:
+        return ["cp", "--force", "-dR", "--preserve=all", "--", self.source, self.target]
+
+
+class Chmod(Command[str]):
+    name = "chmod"
+
+    def __init__(self, path: str, mode: str) -> None:
+        self.path, self.mode = path, mode
+
+    def argv(self) -> list[str]:
+        return ["chmod", "-v", "--", self.mode, self.path]
+
+    def parse(self, result: Output) -> str:
+        return result.out.strip()
+
+    def result(self, output: Output) -> str:
+        if output.status != 0 and "invalid mode" in output.err:
+            raise errors.InvalidMode(output.err).with_description(f"Error on {self.name} operation")
+        return super().result(output)
+
+
+class Chown(Command[str]):
+    name = "chown"
+
+    def __init__(self, path: str, owner: str, group: str) -> None:
+        self.path = path
+        self.spec = f"{owner}:{group}" if owner and group else owner or f":{group}"
+
+    def argv(self) -> list[str]:
+        return ["chown", "-v", "--", self.spec, self.path]
+
+    def parse(self, result: Output) -> str:
+        return result.out.strip()
+
+    def result(self, output: Output) -> str:
+        for text, kind in (("invalid user", errors.InvalidOwner), ("invalid group", errors.InvalidGroup)):
+            if output.status != 0 and text in output.err:
+                raise kind(output.err).with_description(f"Error on {self.name} operation")
+        return super().result(output)
+
+
+class FileType(Command[str]):
+    name = "file"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def argv(self) -> list[str]:
+        return ["file", "-b", "--", self.path]
+
+    def parse(self, result: Output) -> str:
+        return result.out.strip()
+
+
+class Stat(Command[dict]):
+    name = "stat"
+
+    def __init__(self, path: str, dereference: bool) -> None:
+        self.path, self.dereference = path, dereference
+
+    def argv(self) -> list[str]:
+        return ["stat", *(["--dereference"] if self.dereference else []), "-c", STAT_FORMAT, "--", self.path]
+
+    def parse(self, result: Output) -> dict[str, int]:
+        values = result.out.split()
+        return {f: int(v, 16) if f == "mode" else int(v) for f, v in zip(STAT_FIELDS, values, strict=True)}
+
+
+class Symlink(Done):
+    name = "symlink"
+
+    def __init__(self, target: str, link: str) -> None:
+        self.target, self.link = target, link
+
+    def argv(self) -> list[str]:
+        return ["ln", "-s", "--", self.target, self.link]
+
+
+class Slice(Command[str]):
+    """head or tail of a file, by bytes or lines; the text is returned as it is (trailing newline kept)."""
+
+    def __init__(self, tool: str, path: str, unit: str, count: int | None, skip: bool) -> None:
+        self.name, self.path, self.unit, self.count, self.skip = tool, path, unit, count, skip  # type: ignore[misc]
+
+    def argv(self) -> list[str]:
+        if self.count is None:
+            return [self.name, "--", self.path]
+        sign = ("-" if self.name == "head" else "+") if self.skip else ""
+        return [self.name, f"--{self.unit}={sign}{self.count}", "--", self.path]
+
+    def parse(self, result: Output) -> str:
+        return result.stdout.decode(errors="replace")
+
+
+class Checksum(Command[str]):
+    name = "checksum"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def argv(self) -> list[str]:
+        return ["sha256sum", "--", self.path]
+
+    def parse(self, result: Output) -> str:
+        return result.out.split()[0].lstrip("\\")  # sha256sum marks an escaped file name with a leading "\"
+
+
+class ReadFile(Command[bytes]):
+    """The whole file if it is at most `limit` bytes (one byte more is read to tell), else the size error."""
+
+    def __init__(self, name: str, path: str, limit: int) -> None:
+        self.name, self.path, self.limit = name, path, limit  # type: ignore[misc]
+
+    def argv(self) -> list[str]:
+        return ["head", "--bytes", str(self.limit + 1), "--", self.path]
+
+    def parse(self, result: Output) -> bytes:
+        if len(result.stdout) > self.limit:
+            raise errors.SizeLimit("File exceeds size limit")
+        return result.stdout
+
+
+class Upload(Done):
+    name = "upload"
+
+    def __init__(self, directory: str, filename: str) -> None:
+        self.path = posixpath.join(directory, filename)
+
+    def argv(self) -> list[str]:
+        # dd writes stdin to the file without a shell redirection (the login node runs no shell).
+        return ["dd", f"of={self.path}", "bs=1M", "status=none"]
+
+
+class Remove(Done):
+    name = "rm"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def argv(self) -> list[str]:
+        return ["rm", "-r", "--interactive=never", "--", self.path]
+
+
+class Compress(Done):
+    name = "compress"
+
+    def __init__(self, source: str, target: str, dereference: bool) -> None:
+        self.source, self.target, self.dereference = source.rstrip("/") or "/", target, dereference
+
+    def argv(self) -> list[str]:
+        directory, base = posixpath.split(self.source)
+        return ["tar", "-czf", operand(self.target), *(["--dereference"] if self.dereference else []),
+                "-C", operand(directory or "."), "--", base or "."]
+
+
+EXTRACTORS = {".zip": "zip", ".tar": "tar", ".gz": "tar", ".tgz": "tar", ".bz2": "tar", ".xz": "tar"}
+
+
+class Extract(Done):
+    name = "extract"
+
+    def __init__(self, source: str, target: str, kind: str) -> None:
+        self.source, self.target, self.kind = source, target, kind
+
+    def argv(self) -> list[str]:
+        if self.kind == "zip":
+            return ["unzip", "-o", "-q", operand(self.source), "-d", operand(self.target)]
+        # GNU tar recognises gzip, bzip2 and xz compression by itself when reading.
+        return ["tar", "-xf", operand(self.source), "-C", operand(self.target)]
+
+
+def extractor(source: str, requested: str) -> str:
+    """`zip` or `tar`, from the client's type/extension if given (upstream ignored it), else the file name."""
+    wanted = (requested or "auto").strip().lower()
+    if wanted != "auto":
+        wanted = wanted if wanted.startswith(".") else f".{wanted}"
+        if wanted not in EXTRACTORS:
+            raise errors.BadRequest(f"Unsupported file format {requested!r}", "Error on extract operation")
+        return EXTRACTORS[wanted]
+    for suffix, kind in EXTRACTORS.items():
+        if source.lower().endswith(suffix):
+            return kind
+    raise errors.BadRequest(f"Unsupported file format in {source}.", "Error on extract operation")
