@@ -56,6 +56,13 @@ class NotFoundPattern(NotFound):
         super().__init__("pattern not found")
 
 
+def read_file(operation: str, parameter: str) -> bytes:
+    """A whole file up to the size limit (view, download); a larger one is an error, never a partial result."""
+    system = machine(operation)
+    limit = max_file_size()
+    return run(system, c.ReadFile(operation, params.text(parameter, operation), limit), max_output=limit + 1)
+
+
 def slice_file(tool: str) -> tuple[Response, int]:
     system = machine(tool)
     path = params.text("targetPath", tool)
@@ -163,10 +170,7 @@ def create() -> Flask:
 
     @app.get("/view")
     def view():  # noqa: ANN202
-        system = machine("view")
-        data = run(system, c.ReadFile("view", params.text("targetPath", "view"), max_file_size()),
-                   max_output=max_file_size() + 1)
-        return reply(data.decode(errors="replace"), "Success to view file.")
+        return reply(read_file("view", "targetPath").decode(errors="replace"), "Success to view file.")
 
     @app.get("/checksum")
     def checksum():  # noqa: ANN202
@@ -175,11 +179,9 @@ def create() -> Flask:
 
     @app.get("/download")
     def download():  # noqa: ANN202
-        system = machine("download")
-        path = params.text("sourcePath", "download")
-        data = run(system, c.ReadFile("download", path, max_file_size()), max_output=max_file_size() + 1)
-        name = posixpath.basename(path.rstrip("/")) or "download"
-        ascii_name = re.sub(r'[^A-Za-z0-9._-]', "_", name)
+        data = read_file("download", "sourcePath")
+        name = posixpath.basename(params.text("sourcePath", "download").rstrip("/")) or "download"
+        ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
         return Response(data, mimetype="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{ascii_name}"'})
 

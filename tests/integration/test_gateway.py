@@ -39,17 +39,6 @@ def issuer(site) -> str:
     return f"{site.env['KEYCLOAK_URL']}/realms/{site.env['KEYCLOAK_REALM']}"
 
 
-def fetch_token(site, user: str) -> str:
-    response = requests.post(
-        site.env["FIRECREST_TOKEN_URL"],
-        data={"grant_type": "client_credentials"},
-        auth=(site.env[f"FIRECREST_CLIENT_ID_{user.upper()}"], site.env[f"FIRECREST_CLIENT_SECRET_{user.upper()}"]),
-        timeout=30,
-    )
-    response.raise_for_status()
-    return response.json()["access_token"]
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -76,12 +65,12 @@ def gateway(site) -> str:
 
 @pytest.fixture(scope="module")
 def alice(site) -> str:
-    return fetch_token(site, "alice")
+    return site.token("alice")
 
 
 @pytest.fixture(scope="module")
 def bob(site) -> str:
-    return fetch_token(site, "bob")
+    return site.token("bob")
 
 
 @pytest.fixture(scope="module")
