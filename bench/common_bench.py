@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import shutil
 import socket
@@ -21,9 +23,24 @@ import paramiko
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common.stack_env import load_env, stack_dir  # noqa: E402
+from common import config  # noqa: E402
+from common.commands import Command  # noqa: E402
+from common.stack_env import REPO, load_env, stack_dir  # noqa: E402
 
 ENV = load_env()
+
+
+@functools.cache
+def site() -> config.Site:
+    """The site file the services run with (FIRECREST_SITE_FILE, else the local one), expanded with the stack's env."""
+    path = Path(os.environ.get("FIRECREST_SITE_FILE", REPO / "deploy/local/site.yaml"))
+    return config.parse(path.read_text(), {**os.environ, **ENV, "FIRECREST_STACK_DIR": str(stack_dir())})
+
+
+def service_line(command: Command, request_id: str | None = None) -> str:
+    """Exactly the line the services send for `command` (common/ssh.py): its quoted argv under the site's remote
+    timeout, with the `ID=<request id>` tag when one is given (through the gateway there always is one)."""
+    return command.line(site().limits.command_timeout_s if command.timeout else None, request_id)
 
 
 def token(user: str = "alice") -> str:

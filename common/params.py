@@ -54,3 +54,9 @@ def count(name: str, operation: str) -> int | None:
     if not value.isdigit() or len(value) > 18:
         raise BadRequest(f"'{name}' must be a non-negative integer", f"Error on {operation} operation")
     return int(value)
+
+
+def number(name: str) -> int | None:
+    """A positive integer, or None when absent or not one (paging: the contract then returns everything)."""
+    value = _source().get(name, "")
+    return int(value) if value.isdigit() and 0 < len(value) <= 9 and int(value) > 0 else None

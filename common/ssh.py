@@ -195,6 +195,8 @@ class SSHPool:
                 if failures >= 2:
                     raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
                 continue
+            except errors.FirecrestError as e:  # too much output, or our own deadline passed
+                raise e.with_description(f"Error on {command.name} operation") from None
             finally:
                 self._release(conn, broken)
             return command.result(output)

@@ -90,8 +90,7 @@ def create() -> Flask:
                        follow=params.flag("followLinks"), unsorted=params.flag("unsorted"),
                        names_only=params.flag("notListing"))
         entries = run(system, command, max_output=LISTING_CAP)
-        return reply(page(entries, params.count("pageSize", "ls"), params.count("pageNumber", "ls")),
-                     "List of contents")
+        return reply(page(entries, params.number("pageSize"), params.number("pageNumber")), "List of contents")
 
     @app.post("/mkdir")
     def mkdir():  # noqa: ANN202
@@ -151,7 +150,9 @@ def create() -> Flask:
     @app.get("/stat")
     def stat():  # noqa: ANN202
         system = machine("stat")
-        path = params.text("targetPath", "stat", required=False) or params.text("sourcePath", "stat")
+        path = params.text("targetPath", "stat", required=False) or params.text("sourcePath", "stat", required=False)
+        if not path:
+            raise BadRequest("'targetPath' not specified", "Error on stat operation")
         return reply(run(system, c.Stat(path, params.flag("dereference"))), "Success to stat file.")
 
     @app.post("/symlink")
@@ -203,7 +204,7 @@ def create() -> Flask:
     def rm():  # noqa: ANN202
         system = machine("rm")
         run(system, c.Remove(params.text("targetPath", "rm")))
-        return "", 204
+        return Response(status=204)
 
     @app.get("/whoami")
     def whoami():  # noqa: ANN202

@@ -32,7 +32,7 @@ class Ls(Command[list]):
     def __init__(self, path: str, hidden: bool = False, recursive: bool = False, numeric: bool = False,
                  follow: bool = False, unsorted: bool = False, names_only: bool = False) -> None:
         self.path, self.recursive = path, recursive
-        flags = {"-A": hidden, "-R": recursive, "--numeric-uid-gid": numeric, "-L": follow, "-f": unsorted,
+        flags = {"-A": hidden, "-R": recursive, "--numeric-uid-gid": numeric, "-L": follow, "-U": unsorted,
                  "-l": not names_only, "-1": names_only}
         self.flags = [flag for flag, on in flags.items() if on]
 
