@@ -7,6 +7,7 @@ is wrong we are not: `view` returns the whole file (upstream: 10 lines), `extrac
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import re
 from typing import Any
@@ -14,10 +15,10 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from common import params
-from common.app import create_app, machine
+from common.app import create_app, machine, request_id
 from common.commands import Groups, Whoami
 from common.config import site
-from common.errors import BadRequest, NotFound
+from common.errors import BadRequest, FirecrestError, NotFound
 from common.remote import run
 
 from . import commands as c
@@ -129,9 +130,17 @@ def create() -> Flask:
     @app.post("/compress")
     def compress():  # noqa: ANN202
         system = machine("compress")
-        command = c.Compress(params.text("sourcePath", "compress"), params.text("targetPath", "compress"),
-                             params.flag("dereference"))
-        return reply(run(system, command), "Success to compress file.", 201)
+        source, target = params.text("sourcePath", "compress"), params.text("targetPath", "compress")
+        # tar leaves a truncated archive behind when it fails: write aside, then move into place.
+        partial = f"{target}.partial-{request_id()}"
+        try:
+            run(system, c.Compress(source, partial, params.flag("dereference")))
+        except FirecrestError:
+            with contextlib.suppress(FirecrestError):
+                run(system, c.Remove(partial))
+            raise
+        run(system, c.Rename(partial, target))
+        return reply("", "Success to compress file.", 201)
 
     @app.post("/extract")
     def extract():  # noqa: ANN202

@@ -118,7 +118,7 @@ class FileType(Command[str]):
         self.path = path
 
     def argv(self) -> list[str]:
-        return ["file", "-b", "--", self.path]
+        return ["file", "-b", "-E", "--", self.path]  # -E: a missing file is an error, not an answer
 
     def parse(self, result: Output) -> str:
         return result.out.strip()
