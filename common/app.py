@@ -81,6 +81,11 @@ def create_app(service: str, public: Callable[[str], bool] = lambda path: False)
     @app.errorhandler(413)
     def _too_large(err: HTTPException) -> tuple[Any, int]:
         limit = app.config["MAX_CONTENT_LENGTH"]
+        # Read (a bounded part of) what the client is still sending: closing on an unread body can reset the
+        # connection before the client (or the gateway) sees this answer.
+        stream, left = request.environ.get("wsgi.input"), 4 * limit
+        while stream is not None and left > 0 and (chunk := stream.read(min(65536, left))):
+            left -= len(chunk)
         return jsonify({"description": f"Failed to upload file. The file is over {limit} bytes"}), 413
 
     @app.errorhandler(HTTPException)

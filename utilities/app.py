@@ -8,11 +8,11 @@ is wrong we are not: `view` returns the whole file (upstream: 10 lines), `extrac
 from __future__ import annotations
 
 import contextlib
+import io
 import posixpath
-import re
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, request, send_file
 
 from common import params
 from common.app import create_app, machine, request_id
@@ -61,7 +61,9 @@ def read_file(operation: str, parameter: str) -> bytes:
     """A whole file up to the size limit (view, download); a larger one is an error, never a partial result."""
     system = machine(operation)
     limit = max_file_size()
-    return run(system, c.ReadFile(operation, params.text(parameter, operation), limit), max_output=limit + 1)
+    failure = {"view": "Failed to view file content", "download": "Failed to download file"}[operation]
+    command = c.ReadFile(operation, params.text(parameter, operation), limit, failure)
+    return run(system, command, max_output=limit + 1)
 
 
 def slice_file(tool: str) -> tuple[Response, int]:
@@ -132,7 +134,7 @@ def create() -> Flask:
         system = machine("compress")
         source, target = params.text("sourcePath", "compress"), params.text("targetPath", "compress")
         # tar leaves a truncated archive behind when it fails: write aside, then move into place.
-        partial = f"{target}.partial-{request_id()}"
+        partial = posixpath.join(posixpath.dirname(target), f".firecrest-{request_id()[:16]}.partial")
         try:
             run(system, c.Compress(source, partial, params.flag("dereference")))
         except FirecrestError:
@@ -159,16 +161,15 @@ def create() -> Flask:
     @app.get("/stat")
     def stat():  # noqa: ANN202
         system = machine("stat")
-        path = params.text("targetPath", "stat", required=False) or params.text("sourcePath", "stat", required=False)
-        if not path:
-            raise BadRequest("'targetPath' not specified", "Error on stat operation")
+        path = params.text("sourcePath" if params.present("sourcePath") and not params.present("targetPath")
+                           else "targetPath", "stat")
         return reply(run(system, c.Stat(path, params.flag("dereference"))), "Success to stat file.")
 
     @app.post("/symlink")
     def symlink():  # noqa: ANN202
         system = machine("symlink")
         command = c.Symlink(params.text("targetPath", "symlink"), params.text("linkPath", "symlink"))
-        return reply(run(system, command), "Success to link file.", 201)
+        return reply(run(system, command), "Success to symlink file.", 201)
 
     @app.get("/head")
     def head():  # noqa: ANN202
@@ -185,15 +186,15 @@ def create() -> Flask:
     @app.get("/checksum")
     def checksum():  # noqa: ANN202
         system = machine("checksum")
-        return reply(run(system, c.Checksum(params.text("targetPath", "checksum"))), "Checksum calculated.")
+        return reply(run(system, c.Checksum(params.text("targetPath", "checksum"))), "Success to checksum file.")
 
     @app.get("/download")
     def download():  # noqa: ANN202
         data = read_file("download", "sourcePath")
         name = posixpath.basename(params.text("sourcePath", "download").rstrip("/")) or "download"
-        ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-        return Response(data, mimetype="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{ascii_name}"'})
+        # send_file quotes the name safely (and adds filename*= for names that are not ASCII).
+        return send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True,
+                         download_name=name)
 
     @app.post("/upload")
     @app.post("/<system_name>/upload")  # the seed's name

@@ -180,15 +180,15 @@ class Checksum(Command[str]):
 class ReadFile(Command[bytes]):
     """The whole file if it is at most `limit` bytes (one byte more is read to tell), else the size error."""
 
-    def __init__(self, name: str, path: str, limit: int) -> None:
-        self.name, self.path, self.limit = name, path, limit  # type: ignore[misc]
+    def __init__(self, name: str, path: str, limit: int, failure: str) -> None:
+        self.name, self.path, self.limit, self.failure = name, path, limit, failure  # type: ignore[misc]
 
     def argv(self) -> list[str]:
         return ["head", "--bytes", str(self.limit + 1), "--", self.path]
 
     def parse(self, result: Output) -> bytes:
         if len(result.stdout) > self.limit:
-            raise errors.SizeLimit("File exceeds size limit")
+            raise errors.SizeLimit("File exceeds size limit").with_description(self.failure)
         return result.stdout
 
 

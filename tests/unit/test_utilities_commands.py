@@ -40,7 +40,7 @@ def test_head_and_tail_flags(tool, unit, count, skip, flag):
 
 
 def test_read_file_refuses_more_than_the_limit():
-    command = c.ReadFile("view", "/f", 4)
+    command = c.ReadFile("view", "/f", 4, "Failed to view file content")
     assert command.parse(Output(0, b"1234", b"")) == b"1234"
     with pytest.raises(errors.SizeLimit):
         command.parse(Output(0, b"12345", b""))

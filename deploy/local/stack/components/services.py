@@ -15,6 +15,7 @@ from .keycloak import REALM
 from .keycloak import URL as KEYCLOAK_URL
 
 SERVICE_USER = "firecrest"
+# gunicorn's --limit-request-line (default 4094) would refuse a query string holding a path near PATH_MAX.
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class Services(Component):
                 s.name,
                 [gunicorn, "--bind", f"{HOST}:{PORTS[s.name]}", "--workers", str(s.workers), "--threads",
                  str(s.threads), "--worker-class", "gthread", "--chdir", str(self.stack.repo),
-                 "--graceful-timeout", "10", "--keep-alive", "30", "--error-logfile", "-", s.module],
+                 "--graceful-timeout", "10", "--limit-request-line", "32768", "--keep-alive", "30",
+                 "--error-logfile", "-", s.module],
                 self.stack.run / f"{s.name}.pid",
                 ready=lambda s=s: self._answers(s),
                 user=s.user,
