@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import tempfile
+import time
 from base64 import b64decode
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import requests
 from common.stack_env import REPO, load_env, stack_dir
 
 LOCAL = REPO / "deploy" / "local"
+_tokens: dict[str, tuple[str, float]] = {}
 
 
 @dataclass
@@ -78,7 +80,11 @@ class Site:
         return subprocess.run([LOCAL / command, *args], capture_output=True, text=True, check=check)
 
     def token(self, user: str) -> str:
-        """A fresh access token from the user's Keycloak client (client credentials)."""
+        """An access token from the user's Keycloak client (client credentials), reused for up to 2 minutes
+        (tokens live 5)."""
+        token, fetched = _tokens.get(user, ("", 0.0))
+        if token and time.monotonic() - fetched < 120:
+            return token
         response = requests.post(
             self.env["FIRECREST_TOKEN_URL"],
             data={"grant_type": "client_credentials"},
@@ -86,7 +92,8 @@ class Site:
             timeout=30,
         )
         response.raise_for_status()
-        return response.json()["access_token"]
+        _tokens[user] = (response.json()["access_token"], time.monotonic())
+        return _tokens[user][0]
 
     def secret(self, name: str) -> str:
         return json.loads((self.dir / "secrets.json").read_text())[name]

@@ -35,7 +35,6 @@ STAT_KEYS = ["mode", "ino", "dev", "nlink", "uid", "gid", "size", "atime", "mtim
 TIMEOUT_TEXT = "Command has finished with timeout signal"
 LINES = "".join(f"line {i:02d}\n" for i in range(1, 31))  # 30 lines: more than head's default 10
 
-_tokens: dict[str, tuple[str, float]] = {}
 
 
 class Api:
@@ -47,11 +46,7 @@ class Api:
         self.request_ids: list[str] = []
 
     def token(self) -> str:
-        token, fetched = _tokens.get(self.user, ("", 0.0))
-        if not token or time.monotonic() - fetched > 120:
-            token = self.site.token(self.user)
-            _tokens[self.user] = (token, time.monotonic())
-        return token
+        return self.site.token(self.user)
 
     def request(self, method: str, path: str, *, params: dict | None = None, data: dict | None = None,
                 files: dict | None = None, machine: str | None = MACHINE, headers: dict | None = None,

@@ -77,7 +77,6 @@ HOSTILE = [
 ]
 CONTROL = ["\n", "\r", "\t", "\x00", "\x01", "\x1b", "\x7f"]
 
-_tokens: dict[str, tuple[str, float]] = {}
 
 
 def ident(value: str) -> str:
@@ -93,11 +92,7 @@ class Api:
         self.calls: list[tuple[str, int]] = []
 
     def token(self) -> str:
-        token, fetched = _tokens.get(self.user, ("", 0.0))
-        if not token or time.monotonic() - fetched > 120:
-            token = self.site.token(self.user)
-            _tokens[self.user] = (token, time.monotonic())
-        return token
+        return self.site.token(self.user)
 
     def request(self, method: str, path: str, *, params: dict | None = None, data: dict | bytes | None = None,
                 files: dict | None = None, machine: str | None = MACHINE,
