@@ -6,16 +6,15 @@ X-Firecrest-Service-Token (the services' credential). Reply: {"certificate": "<O
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 from pathlib import Path
 
 from flask import Flask, jsonify, request
 
-from common.app import create_app, identity, request_id
+from common.app import create_app, identity, request_id, require_service_credential
 from common.config import site
-from common.errors import BadRequest, Forbidden
+from common.errors import BadRequest
 
 from .signing import check_public_key, sign
 
@@ -26,13 +25,8 @@ def create() -> Flask:
     app = create_app("certificator")
     ca_key = Path(os.environ.get("FIRECREST_CA_KEY", "/nonexistent"))
 
-    @app.before_request
-    def _service_credential() -> None:
-        # The user's token alone is not enough: only the gateway's services may ask for certificates.
-        given = request.headers.get("X-Firecrest-Service-Token", "")
-        expected = site().service_token
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            raise Forbidden("A service credential is required")
+    # The user's token alone is not enough: only the gateway's services may ask for certificates.
+    app.before_request(require_service_credential)
 
     @app.post("/certificates")
     def certificate():  # noqa: ANN202

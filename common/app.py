@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -16,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from .auth import Identity, TokenValidator, bearer
 from .config import site
-from .errors import FirecrestError, MissingMachine, UnknownMachine, to_response
+from .errors import FirecrestError, Forbidden, MissingMachine, UnknownMachine, to_response
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = logging.getLogger("firecrest.access")
@@ -31,19 +32,30 @@ def identity() -> Identity:
     return g.identity
 
 
-def machine(operation: str, name: str | None = None) -> str:
+def machine(operation: str, name: str | None = None, unknown: type[UnknownMachine] = UnknownMachine) -> str:
     """The system named by the `X-Machine-Name` header (or `name`, from an early path-style route); unknown
     names get the contract's header."""
     name = name or request.headers.get("X-Machine-Name")
     if not name:
         raise MissingMachine()
     if name not in site().systems:
-        raise UnknownMachine(name).with_description(f"Error on {operation} operation")
+        raise unknown(name).with_description(f"Error on {operation} operation")
     return name
 
 
-def create_app(service: str, public: Callable[[str], bool] = lambda path: False) -> Flask:
-    """A service app. Every route needs a valid token unless `public(path)` says otherwise."""
+def require_service_credential() -> None:
+    """Internal routes: the caller must also hold the services' credential (a user's token alone is not enough)."""
+    given = request.headers.get("X-Firecrest-Service-Token", "")
+    expected = site().service_token
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden("A service credential is required")
+
+
+def create_app(service: str, public: Callable[[str, str], bool] = lambda method, path: False,
+               expired_ok: Callable[[str, str], bool] = lambda method, path: False) -> Flask:
+    """A service app. Every route needs a valid token unless `public(method, path)` says otherwise;
+    `expired_ok(method, path)` accepts an expired (but otherwise valid) token, for internal routes that finish
+    work the user asked for earlier."""
     app = Flask(service)
     app.config["MAX_CONTENT_LENGTH"] = site().limits.max_file_size_mb * 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -55,8 +67,9 @@ def create_app(service: str, public: Callable[[str], bool] = lambda path: False)
         g.start = time.perf_counter()
         rid = request.headers.get("X-Request-ID", "")
         g.request_id = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex
-        if not public(request.path):
-            g.identity = validator.validate(bearer(request.headers.get("Authorization")))
+        if not public(request.method, request.path):
+            token = bearer(request.headers.get("Authorization"))
+            g.identity = validator.validate(token, allow_expired=expired_ok(request.method, request.path))
 
     @app.after_request
     def _end(response: Response) -> Response:

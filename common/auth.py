@@ -58,8 +58,13 @@ class TokenValidator:
             raise Unauthorized("JWT token has invalid signature")
         return key
 
-    def validate(self, token: str) -> Identity:
-        """The caller of a token; a token validated before is served from memory until it expires."""
+    def validate(self, token: str, allow_expired: bool = False) -> Identity:
+        """The caller of a token; a token validated before is served from memory until it expires.
+
+        `allow_expired` skips only the expiry check (signature, issuer, audience still hold): internal routes
+        that record the outcome of work a user started minutes or hours ago, behind the services' credential."""
+        if allow_expired:
+            return self._validate(token, verify_exp=False)
         cached = self._valid.get(token)
         if cached is not None and time.time() < cached.claims["exp"] + LEEWAY:
             return cached
@@ -72,7 +77,7 @@ class TokenValidator:
         self._valid[token] = identity
         return identity
 
-    def _validate(self, token: str) -> Identity:
+    def _validate(self, token: str, verify_exp: bool = True) -> Identity:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as e:
@@ -88,7 +93,7 @@ class TokenValidator:
                 audience=self.config.audience,
                 issuer=self.config.issuer,
                 leeway=LEEWAY,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+                options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_exp": verify_exp},
             )
         except jwt.ExpiredSignatureError as e:
             raise Unauthorized("JWT token has expired") from e

@@ -138,3 +138,18 @@ class PathExists(Command[bool]):
 
     def parse(self, result: Output) -> bool:
         return bool(result.out.strip())
+
+
+class FileKind(Command[str]):
+    """What a path is, in stat's words ("regular file", "directory", ...)."""
+
+    name = "stat"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def argv(self) -> list[str]:
+        return ["stat", "--dereference", "-c", "%F", "--", self.path]
+
+    def parse(self, result: Output) -> str:
+        return result.out.strip()

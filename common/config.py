@@ -36,6 +36,8 @@ class System:
     host_key: str  # "<type> <base64>" as in a .pub file
     filesystems: tuple[Filesystem, ...]
     partitions: tuple[str, ...]
+    # Uploaded batch scripts go to <compute_base_fs>/<user>/firecrest/<task id>/ (the job runs there).
+    compute_base_fs: str = "/home"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def _system(raw: dict) -> System:
         host_key=" ".join(host_key.split()[:2]),
         filesystems=tuple(Filesystem(f["path"], f.get("description", "")) for f in raw.get("filesystems", [])),
         partitions=tuple(raw.get("partitions", [])),
+        compute_base_fs=raw.get("compute_base_fs", "/home").rstrip("/") or "/",
     )
 
 

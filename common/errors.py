@@ -69,6 +69,14 @@ class UnknownMachine(FirecrestError):
         self.machine = name
 
 
+class UnknownMachineCompute(UnknownMachine):
+    """Compute and storage spell the contract's header with an extra s; pyfirecrest only knows the utilities
+    spelling, so both are sent."""
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "X-Machine-Does-Not-Exists": "Machine does not exists"}
+
+
 class MachineNotAvailable(FirecrestError):
     """The login node cannot be reached or refuses us: a server-side condition, hence 503."""
 
@@ -147,3 +155,9 @@ class RemoteError(FirecrestError):
 
 def to_response(err: FirecrestError) -> tuple[dict[str, Any], int, dict[str, str]]:
     return err.body(), err.status, err.headers()
+
+
+class Unavailable(FirecrestError):
+    """A backing service (task store, tasks service) is down: the request can be retried, nothing was done."""
+
+    status = 503

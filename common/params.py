@@ -31,6 +31,12 @@ def text(name: str, operation: str, required: bool = True, default: str = "") ->
         return default
     if value == "" and required:
         raise BadRequest(f"'{name}' is empty", fail)
+    return check(value, name, operation)
+
+
+def check(value: str, name: str, operation: str) -> str:
+    """A value from anywhere in the request (a path segment too): no control characters, not oversized."""
+    fail = f"Error on {operation} operation"
     if CONTROL.search(value):
         raise BadRequest(f"'{name}' has invalid char", fail)
     if len(value) > MAX_LENGTH:
@@ -38,8 +44,9 @@ def text(name: str, operation: str, required: bool = True, default: str = "") ->
     return value
 
 
-def flag(name: str) -> bool:
-    return _source().get(name, "false").strip().lower() in TRUE
+def flag(name: str, default: bool = False) -> bool:
+    value = _source().get(name)
+    return default if value is None else value.strip().lower() in TRUE
 
 
 def present(name: str) -> bool:

@@ -1,10 +1,11 @@
-"""Run a command on a system as the current request's caller (the services' one entry to the cluster)."""
+"""Run a command on a system as a user: the services' one entry to the cluster."""
 
 from __future__ import annotations
 
 import functools
 
 from .app import identity, request_id
+from .auth import Identity
 from .commands import Command, T
 from .config import site
 from .ssh import CertificatorClient, SSHPool
@@ -17,5 +18,12 @@ def pool() -> SSHPool:
     return SSHPool(s, CertificatorClient(s.service_urls["certificator"], s.service_token))
 
 
+def run_as(user: Identity, system: str, command: Command[T], rid: str = "", stdin: bytes | None = None,
+           max_output: int | None = None) -> T:
+    """As `user`, outside a request too (background work of a task)."""
+    return pool().run(site().systems[system], user, command, rid, stdin=stdin, max_output=max_output)
+
+
 def run(system: str, command: Command[T], stdin: bytes | None = None, max_output: int | None = None) -> T:
-    return pool().run(site().systems[system], identity(), command, request_id(), stdin=stdin, max_output=max_output)
+    """As the current request's caller."""
+    return run_as(identity(), system, command, request_id(), stdin=stdin, max_output=max_output)

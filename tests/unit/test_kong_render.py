@@ -227,7 +227,7 @@ def test_cors_preflight_and_headers():
     assert ('Access-Control-Allow-Headers "Accept, X-Machine-Name, X-Task-Id, Authorization, Content-Type, '
             'X-Request-ID"') in preflight
     assert ('http-after-response set-header Access-Control-Allow-Origin "*" if '
-            '{ var(txn.route) -m str status utilities compute storage tasks }') in out
+            '{ var(txn.route) -m str status utilities compute compute-seed-jobs storage tasks }') in out
 
 
 def test_output_says_it_is_generated():

@@ -31,6 +31,8 @@ SERVICES = (
     Service("certificator", "certificator.app:app", workers=1, threads=8, user=None),
     Service("status", "status.app:app", workers=1, threads=8, user=SERVICE_USER),
     Service("utilities", "utilities.app:app", workers=2, threads=16, user=SERVICE_USER),
+    Service("tasks", "tasks.app:app", workers=2, threads=16, user=SERVICE_USER),
+    Service("compute", "compute.app:app", workers=2, threads=16, user=SERVICE_USER),
 )
 
 
@@ -62,6 +64,8 @@ class Services(Component):
         }
         if service.name == "certificator":
             env["FIRECREST_CA_KEY"] = str(self.stack.path("ca", "user_ca"))
+        if service.name == "tasks":  # the only service that talks to Redis
+            env["FIRECREST_REDIS_URL"] = f"redis://:{self.stack.secret('redis')}@{HOST}:{PORTS['redis']}/0"
         return env
 
     def daemons(self) -> list[Daemon]:

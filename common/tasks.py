@@ -1,0 +1,124 @@
+"""The services' client of the tasks service (they never touch Redis themselves), and the task envelope.
+
+What a service needs to resume a task after a restart travels in the task's private part, sealed with a key
+derived from the services' credential: the task store (and its disk files) never holds a user's token in clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import threading
+import time
+from typing import Any
+
+import requests
+from cryptography.fernet import Fernet, InvalidToken
+from flask import Response, jsonify
+
+from .auth import Identity
+from .config import site
+from .errors import FirecrestError, Unavailable
+
+RETRY_STATUSES = (502, 503, 504)
+
+
+class TaskGone(Exception):
+    """The task no longer exists (expired, or deleted by its owner): its outcome has nowhere to go."""
+
+
+def envelope(task_id: str, status: int = 201, with_url: bool = True) -> tuple[Response, int]:
+    body = {"success": "Task created", "task_id": task_id}
+    if with_url:
+        body["task_url"] = f"/tasks/{task_id}"
+    return jsonify(body), status
+
+
+def _fernet() -> Fernet:
+    digest = hashlib.sha256(b"firecrest task private part\0" + site().service_token.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def seal(value: dict[str, Any]) -> str:
+    return _fernet().encrypt(json.dumps(value).encode()).decode()
+
+
+def unseal(value: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(_fernet().decrypt(value.encode()))
+    except (InvalidToken, ValueError):
+        return None
+
+
+class TasksClient:
+    def __init__(self, url: str, service_token: str) -> None:
+        self.url = url.rstrip("/")
+        self.service_token = service_token
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _call(self, method: str, path: str, token: str | None, payload: dict[str, Any],
+              patience_s: float = 0) -> requests.Response:
+        """One internal call; with `patience_s`, retried while the tasks service or its Redis is down."""
+        headers = {"X-Firecrest-Service-Token": self.service_token}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        deadline, pause = time.monotonic() + patience_s, 0.05
+        while True:
+            try:
+                reply = self._session().request(method, self.url + path, json=payload, headers=headers, timeout=10)
+                if reply.status_code not in RETRY_STATUSES:
+                    return reply
+                problem = f"tasks service answered {reply.status_code}"
+            except requests.RequestException as e:
+                problem = f"tasks service unreachable: {e.__class__.__name__}"
+            if time.monotonic() + pause > deadline:
+                raise Unavailable(problem, "Task store unavailable")
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def create(self, user: Identity, service: str, system: str | None, private: dict[str, Any] | None = None,
+               lease_s: float | None = None, data: Any = "Queued") -> str:
+        payload = {"service": service, "system": system, "data": data, "lease_s": lease_s,
+                   "private": seal(private) if private is not None else None}
+        reply = self._call("POST", "/", user.token, payload, patience_s=2)
+        if reply.status_code != 201:
+            raise FirecrestError(_error(reply), "Error creating task")
+        return reply.json()["hash_id"]
+
+    def update(self, token: str, task_id: str, status: str, data: Any = None, lease_s: float | None = None,
+               patience_s: float = 120) -> None:
+        """Record progress or an outcome; waits out a restart of the tasks service or Redis."""
+        reply = self._call("PUT", f"/{task_id}", token, {"status": status, "data": data, "lease_s": lease_s},
+                           patience_s)
+        if reply.status_code in (403, 404):
+            raise TaskGone(f"task {task_id}: {_error(reply)}")
+        if reply.status_code != 200:
+            raise FirecrestError(_error(reply), "Error updating task")
+
+    def claim(self, service: str, lease_s: float, limit: int = 20) -> list[tuple[dict[str, Any], dict | None]]:
+        """Unfinished tasks of `service` whose owning process died, with their unsealed private parts."""
+        reply = self._call("POST", "/claim", None, {"service": service, "lease_s": lease_s, "limit": limit})
+        if reply.status_code != 200:
+            raise Unavailable(_error(reply), "Task store unavailable")
+        return [(t["task"], unseal(t["private"]) if t["private"] else None) for t in reply.json()["tasks"]]
+
+
+def _error(reply: requests.Response) -> str:
+    try:
+        body = reply.json()
+        return str(body.get("error") or body.get("description") or reply.status_code)
+    except ValueError:
+        return f"HTTP {reply.status_code}"
+
+
+@functools.cache
+def client() -> TasksClient:
+    return TasksClient(site().service_urls["tasks"], site().service_token)

@@ -1,0 +1,146 @@
+"""What each compute task does on the cluster, as the caller; the returned value is the task's `data` on 200.
+
+Every operation may run again after a restart (see runner.py): reads are simply repeated, and a submission
+first looks for a job tagged with its task id before it calls sbatch.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+import posixpath
+import time
+from typing import Any
+
+from common.config import site
+from common.errors import BadRequest, FirecrestError
+
+from . import slurm
+from .runner import Job
+
+TAIL_BYTES = 1000
+DBD_CATCH_UP_S = 2.0  # slurmdbd lags slurmctld by about 0.1 s here
+DEFAULT_PAGE_SIZE = 25
+
+
+def submit(job: Job, args: dict[str, Any]) -> dict[str, Any]:
+    jobid = job.run(slurm.FindTagged(job.task_id)) if job.resumed else None
+    if jobid is None:
+        if "script" in args:  # an uploaded script: stored in a directory of its own, where the job runs
+            workdir = posixpath.join(site().systems[job.system].compute_base_fs, job.user.username, "firecrest",
+                                     job.task_id)
+            script = posixpath.join(workdir, args["filename"])
+            job.run(slurm.JobDir(workdir))
+            job.run(slurm.WriteScript(script), stdin=base64.b64decode(args["script"]))
+        else:
+            script = args["path"]
+            workdir = posixpath.dirname(script) or "/"
+        job.before_change()
+        jobid = job.run(slurm.Submit(script, workdir, job.task_id, args.get("account"), args.get("env")))
+    result = {"result": "Job submitted", "jobid": jobid}
+    try:
+        files, extra = job.run(slurm.JobFiles(jobid)), "Job info returned successfully"
+    except FirecrestError as e:
+        files = {"job_file": "Not available", "job_file_out": "Not available", "job_file_err": "Not available"}
+        extra = e.error
+    return {**result, **files, "job_data_out": "", "job_data_err": "", "job_info_extra": extra}
+
+
+def page(items: list, size: int | None, number: int | None) -> list:
+    """The contract's paging: 0-based page numbers, 25 per page when either parameter is given."""
+    if size is None and number is None:
+        return items
+    size, number = size or DEFAULT_PAGE_SIZE, number or 0
+    pages = max(1, math.ceil(len(items) / size))
+    if number >= pages and items:
+        raise BadRequest(f"pageNumber ({number}) is greater than total pages ({pages - 1})")
+    return items[number * size : (number + 1) * size]
+
+
+def _with_files(job: Job, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The contract's extra fields of the caller's jobs: script and output paths, and the end of the output."""
+    if not jobs:
+        return jobs
+    files = job.run(slurm.AllJobFiles())
+    for entry in jobs:
+        entry.update(files.get(entry["jobid"], {"job_file": "command-not-found",
+                                                "job_file_out": "stdout-file-not-found",
+                                                "job_file_err": "stderr-file-not-found"}))
+        for field, path_field in (("job_data_out", "job_file_out"), ("job_data_err", "job_file_err")):
+            entry[field] = ""
+            if entry["state"] not in ("PENDING", "CONFIGURING") and entry[path_field].startswith("/"):
+                with contextlib.suppress(FirecrestError):  # gone or unreadable: no excerpt, as upstream
+                    entry[field] = job.run(slurm.Tail(entry[path_field], TAIL_BYTES))
+        entry["job_info_extra"] = "Job info returned successfully"
+    return jobs
+
+
+def jobs(job: Job, args: dict[str, Any]) -> dict[str, Any]:
+    user_jobs = args.get("user_jobs", True)
+    found = job.run(slurm.Queue(job.user.username if user_jobs else None, args.get("jobs")))
+    found = page(found, args.get("page_size"), args.get("page_number"))
+    if user_jobs:
+        found = _with_files(job, found)
+    else:
+        for entry in found:
+            entry.update(job_file="", job_file_out="", job_file_err="", job_data_out="", job_data_err="",
+                         job_info_extra="")
+    return {str(i): entry for i, entry in enumerate(found)}
+
+
+def one_job(job: Job, args: dict[str, Any]) -> dict[str, Any]:
+    found = job.run(slurm.Queue(job.user.username, [args["jobid"]]))
+    if not found:
+        raise BadRequest(f"Job {args['jobid']} is not in the queue (finished jobs are listed by /compute/acct)")
+    return {str(i): entry for i, entry in enumerate(_with_files(job, found))}
+
+
+def cancel(job: Job, args: dict[str, Any]) -> str:
+    text = job.run(slurm.Cancel(args["jobid"]))
+    error = slurm.cancel_error(text)
+    if error is not None:
+        raise BadRequest(error)
+    return text
+
+
+def _includes_now(endtime: str | None) -> bool:
+    return not endtime or endtime.startswith("now") or endtime == "tomorrow"
+
+
+def acct(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
+    wanted = set(args.get("jobs") or [])
+    deadline = time.monotonic() + DBD_CATCH_UP_S
+    while True:
+        found = job.run(slurm.Accounting(args.get("jobs"), args.get("starttime"), args.get("endtime")))
+        if not _includes_now(args.get("endtime")) or time.monotonic() > deadline:
+            break
+        # A job that just finished is known to slurmctld a moment before slurmdbd: wait until sacct has it too.
+        recent = job.run(slurm.RecentlyFinished(job.user.username, DBD_CATCH_UP_S * 4))
+        settled = {row["jobid"] for row in found if row["state"] not in ("PENDING", "RUNNING")}
+        if not ((recent & wanted if wanted else recent) - settled):
+            break
+        time.sleep(0.1)
+    return page(found, args.get("page_size"), args.get("page_number"))
+
+
+def nodes(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.run(slurm.Nodes(args.get("nodes")))
+
+
+def partitions(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
+    found = job.run(slurm.Partitions())
+    wanted = args.get("partitions")
+    return [p for p in found if p["PartitionName"] in wanted] if wanted else found
+
+
+def reservations(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
+    found = job.run(slurm.Reservations())
+    wanted = args.get("reservations")
+    return [r for r in found if r["ReservationName"] in wanted] if wanted else found
+
+
+OPERATIONS = {
+    "submit": submit, "jobs": jobs, "job": one_job, "cancel": cancel, "acct": acct, "nodes": nodes,
+    "partitions": partitions, "reservations": reservations,
+}

@@ -1,0 +1,1 @@
+"""The task store (Redis) and its public read API."""

@@ -1,0 +1,152 @@
+"""Routes of the tasks service (public prefix /tasks, GET only through the gateway).
+
+Public: GET / (`?tasks=id1,id2`) and GET /<id>, the caller's tasks only. Internal (never routed by the gateway;
+the services' credential and the owner's token): POST / creates, PUT /<id> updates, DELETE /<id> retires;
+POST /claim (credential only) hands unfinished tasks whose service process died to a live one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from typing import Any
+
+import redis
+from flask import Flask, Response, jsonify, request
+
+from common.app import create_app, identity, require_service_credential
+from common.errors import BadRequest, Forbidden, NotFoundRoute, Unavailable
+
+from .store import DESCRIPTIONS, TTL, InvalidStatus, NotOwner, TaskStore, UnknownTask
+
+TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_LEASE_S = 3600
+
+
+@functools.cache
+def store() -> TaskStore:
+    url = os.environ.get("FIRECREST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    return TaskStore(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
+                                          health_check_interval=30))
+
+
+def task_id(value: str) -> str:
+    if not TASK_ID.match(value):
+        raise BadRequest(f"'{value[:64]}' is not a valid task id", "Invalid task id")
+    return value
+
+
+def body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("a JSON object is required", "Invalid request")
+    return data
+
+
+def lease(data: dict[str, Any]) -> float | None:
+    value = data.get("lease_s")
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or not 0 <= value <= MAX_LEASE_S:
+        raise BadRequest(f"'lease_s' must be a number of seconds up to {MAX_LEASE_S}", "Invalid request")
+    return float(value)
+
+
+def private(data: dict[str, Any]) -> str | None:
+    value = data.get("private")
+    if value is not None and not isinstance(value, str):
+        raise BadRequest("'private' must be a string", "Invalid request")
+    return value
+
+
+def owned(tid: str) -> dict[str, Any]:
+    try:
+        return store().owned(task_id(tid), identity().username)
+    except UnknownTask:
+        raise NotFoundRoute(f"Task {tid} does not exist", "Task not found") from None
+    except NotOwner:
+        raise Forbidden("Operation not permitted. Invalid task owner.") from None
+
+
+def create() -> Flask:
+    app = create_app(
+        "tasks",
+        public=lambda method, path: method == "POST" and path == "/claim",
+        # Outcomes of work started under a token that has since expired are still recorded (credential required).
+        expired_ok=lambda method, path: method in ("PUT", "DELETE"),
+    )
+
+    @app.before_request
+    def _internal() -> None:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            require_service_credential()
+
+    @app.errorhandler(redis.RedisError)
+    def _store_down(err: redis.RedisError) -> tuple[Any, int]:
+        app.logger.warning("task store: %r", err)
+        error = Unavailable("The task store is not available; try again shortly", "Task store unavailable")
+        return jsonify(error.body()), error.status
+
+    @app.get("/")
+    @app.get("/tasks")  # the early name (`/tasks/tasks`)
+    def list_tasks() -> Response:
+        raw = request.args.get("tasks")
+        ids = None if raw is None else [task_id(t.strip()) for t in raw.split(",") if t.strip()]
+        return jsonify({"tasks": store().list(identity().username, ids)})
+
+    @app.get("/<tid>")
+    @app.get("/tasks/<tid>")
+    def get_task(tid: str) -> Response:
+        return jsonify({"task": {**owned(tid), "task_url": f"/tasks/{tid}"}})
+
+    @app.get("/status")
+    def status() -> Response:
+        return jsonify({"success": "ack"})
+
+    @app.post("/")
+    def create_task() -> tuple[Response, int]:
+        data = body()
+        service = data.get("service")
+        if service not in TTL:
+            raise Forbidden(f"Service {str(service)[:64]} is unknown")
+        system = data.get("system")
+        task = store().create(identity().username, service, system if isinstance(system, str) else None,
+                              data.get("data", DESCRIPTIONS["100"]), private(data), lease(data))
+        return jsonify({"hash_id": task["task_id"], "task_url": f"/tasks/{task['task_id']}"}), 201
+
+    @app.put("/<tid>")
+    def update_task(tid: str) -> Response:
+        data = body()
+        owned(tid)
+        try:
+            store().update(tid, identity().username, str(data.get("status")), data.get("data"), private(data),
+                           lease(data))
+        except InvalidStatus:
+            raise BadRequest(f"Status code error: {str(data.get('status'))[:16]}", "Status code error") from None
+        except (UnknownTask, NotOwner):  # expired between the check and the write
+            raise NotFoundRoute(f"Task {tid} does not exist", "Task not found") from None
+        return jsonify({"success": "task updated"})
+
+    @app.delete("/<tid>")
+    def delete_task(tid: str) -> tuple[str, int]:
+        owned(tid)
+        store().delete(tid, identity().username)
+        return "", 204
+
+    @app.post("/claim")
+    def claim() -> Response:
+        data = body()
+        service = data.get("service")
+        if service not in TTL:
+            raise Forbidden(f"Service {str(service)[:64]} is unknown")
+        limit = data.get("limit", 20)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise BadRequest("'limit' must be an integer from 1 to 1000", "Invalid request")
+        claimed = store().claim(service, lease(data) or 30.0, limit)
+        return jsonify({"tasks": [{"task": c.task, "private": c.private} for c in claimed]})
+
+    return app
+
+
+app = create()

@@ -1,0 +1,193 @@
+"""Tasks in Redis, and only there: any number of tasks-service processes and replicas serve the same state.
+
+Keys (all prefixed `firecrest:`):
+  task:<id>          the task's JSON (the public fields), with the service's TTL, renewed on every update;
+  private:<id>       what the owning service needs to resume the work after a restart (opaque to us, never shown
+                     to anyone), same TTL, dropped when the task is final;
+  user:<user>        a sorted set of the user's task ids by creation time (the listing; stale ids are pruned);
+  inflight:<service> a sorted set of unfinished task ids by lease deadline: a service that dies holding a task
+                     lets the lease run out, and another process claims the task (`claim`) and resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+# The contract's codes and texts (typos included: clients may compare them).
+DESCRIPTIONS = {
+    "100": "Queued",
+    "101": "In progress",
+    "110": "Waiting for Form URL from Object Storage to be retrieved",
+    "111": "Form URL from Object Storage received",
+    "112": "Object Storage confirms that upload to Object Storage has finished",
+    "113": "Download from Object Storage to server has started",
+    "114": "Download from Object Storage to server has finished",
+    "115": "Download from Object Storage error",
+    "116": "Started upload from filesystem to Object Storage",
+    "117": "Upload from filesystem to Object Storage has finished succesfully",
+    "118": "Upload from filesystem to Object Storage has finished with errors",
+    "200": "Finished successfully",
+    "300": "Deleted on request",
+    "301": "Marked for expiration in persistence",
+    "302": "Task not longer valid",
+    "400": "Finished with errors",
+}
+FINAL = frozenset({"114", "115", "117", "118", "200", "300", "301", "302", "400"})
+TTL = {"compute": 86400, "storage": 604800}  # seconds, renewed on every update (as upstream)
+DELETED_TTL = 300
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+PREFIX = "firecrest:"
+LOST = "The service running this task stopped, and what it needed to resume the task was lost; nothing more will happen"
+
+# Atomically take up to ARGV[3] tasks whose lease ran out and give them a new lease: two processes never claim
+# the same task.
+CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+
+
+class UnknownTask(Exception):
+    pass
+
+
+class NotOwner(Exception):
+    pass
+
+
+class InvalidStatus(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Claimed:
+    task: dict[str, Any]
+    private: str
+
+
+def now_text() -> str:
+    return time.strftime(TIME_FORMAT, time.localtime())
+
+
+class TaskStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._claim = client.register_script(CLAIM)
+
+    @staticmethod
+    def _key(kind: str, name: str) -> str:
+        return f"{PREFIX}{kind}:{name}"
+
+    def create(self, user: str, service: str, system: str | None, data: Any = "Queued",
+               private: str | None = None, lease_s: float | None = None) -> dict[str, Any]:
+        if service not in TTL:
+            raise InvalidStatus(f"Service {service} is unknown")
+        task_id = secrets.token_hex(16)  # unguessable, unlike upstream's md5 of a counter
+        stamp = now_text()
+        task = {
+            "task_id": task_id, "hash_id": task_id, "user": user, "status": "100",
+            "description": DESCRIPTIONS["100"], "data": data, "service": service, "system": system,
+            "created_at": stamp, "updated_at": stamp, "last_modify": stamp,
+        }
+        ttl = TTL[service]
+        with self.r.pipeline(transaction=True) as p:
+            p.set(self._key("task", task_id), json.dumps(task), ex=ttl)
+            if private is not None:
+                p.set(self._key("private", task_id), private, ex=ttl)
+            p.zadd(self._key("user", user), {task_id: time.time()})
+            p.expire(self._key("user", user), max(TTL.values()))
+            # The creator holds the lease; with no lease the task is claimable at once by any process.
+            p.zadd(self._key("inflight", service), {task_id: time.time() + (lease_s or 0)})
+            p.execute()
+        return task
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        raw = self.r.get(self._key("task", task_id))
+        return json.loads(raw) if raw else None
+
+    def owned(self, task_id: str, user: str) -> dict[str, Any]:
+        task = self.get(task_id)
+        if task is None:
+            raise UnknownTask(task_id)
+        if task["user"] != user:
+            raise NotOwner(task_id)
+        return task
+
+    def list(self, user: str, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The user's tasks (all of them, or those of `ids` that are theirs), oldest first."""
+        wanted = ids if ids is not None else self.r.zrange(self._key("user", user), 0, -1)
+        wanted = [i.decode() if isinstance(i, bytes) else i for i in wanted]
+        if not wanted:
+            return {}
+        raws = self.r.mget([self._key("task", i) for i in wanted])
+        tasks, gone = {}, []
+        for task_id, raw in zip(wanted, raws, strict=True):
+            task = json.loads(raw) if raw else None
+            if task is None:
+                gone.append(task_id)
+            elif task["user"] == user:
+                tasks[task_id] = task
+        if gone and ids is None:
+            self.r.zrem(self._key("user", user), *gone)  # expired tasks leave the listing
+        return tasks
+
+    def update(self, task_id: str, user: str, status: str, data: Any = None, private: str | None = None,
+               lease_s: float | None = None) -> dict[str, Any]:
+        if status not in DESCRIPTIONS:
+            raise InvalidStatus(f"Status code error: {status}")
+        task = self.owned(task_id, user)
+        stamp = now_text()
+        task.update(status=status, description=DESCRIPTIONS[status], updated_at=stamp, last_modify=stamp,
+                    data=DESCRIPTIONS[status] if data is None else data)
+        ttl = TTL[task["service"]]
+        inflight = self._key("inflight", task["service"])
+        with self.r.pipeline(transaction=True) as p:
+            p.set(self._key("task", task_id), json.dumps(task), ex=ttl)
+            if status in FINAL:
+                p.delete(self._key("private", task_id))
+                p.zrem(inflight, task_id)
+            else:
+                if private is not None:
+                    p.set(self._key("private", task_id), private, ex=ttl)
+                else:
+                    p.expire(self._key("private", task_id), ttl)
+                if lease_s is not None:
+                    p.zadd(inflight, {task_id: time.time() + lease_s})
+            p.execute()
+        return task
+
+    def delete(self, task_id: str, user: str) -> None:
+        """Marked not valid any more and gone after DELETED_TTL (as upstream)."""
+        task = self.owned(task_id, user)
+        stamp = now_text()
+        task.update(status="302", description=DESCRIPTIONS["302"], updated_at=stamp, last_modify=stamp)
+        with self.r.pipeline(transaction=True) as p:
+            p.set(self._key("task", task_id), json.dumps(task), ex=DELETED_TTL)
+            p.delete(self._key("private", task_id))
+            p.zrem(self._key("inflight", task["service"]), task_id)
+            p.execute()
+
+    def claim(self, service: str, lease_s: float, limit: int = 20) -> list[Claimed]:
+        """Unfinished tasks of `service` whose lease ran out, now leased to the caller for `lease_s`."""
+        now = time.time()
+        ids = [i.decode() for i in self._claim(keys=[self._key("inflight", service)],
+                                               args=[now, now + lease_s, limit])]
+        claimed = []
+        for task_id in ids:
+            task = self.get(task_id)
+            if task is None or task["status"] in FINAL:
+                self.r.zrem(self._key("inflight", service), task_id)  # expired or finished meanwhile
+                continue
+            private = self.r.get(self._key("private", task_id))
+            if private is None:  # nothing to resume from: close it rather than leave it queued forever
+                self.update(task_id, task["user"], "400", LOST)
+                continue
+            claimed.append(Claimed(task, private.decode()))
+        return claimed

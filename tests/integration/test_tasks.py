@@ -1,0 +1,182 @@
+"""The tasks service against the real Redis: the public reads through the gateway (FirecREST v1 §4), the internal
+routes directly (service credential + owner's token), isolation between users, and claims after a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import pytest
+import redis
+import requests
+
+STATUS_KEYS = {"task_id", "hash_id", "user", "status", "description", "data", "service", "system", "created_at",
+               "updated_at", "last_modify"}
+
+
+class Internal:
+    """The tasks service's internal routes, called as the other services do."""
+
+    def __init__(self, site) -> None:
+        self.site = site
+        self.url = site.service_url("tasks")
+        self.credential = {"X-Firecrest-Service-Token": site.secret("service-token")}
+
+    def call(self, method: str, path: str, user: str | None, payload: dict | None = None,
+             credential: bool = True) -> requests.Response:
+        headers = dict(self.credential) if credential else {}
+        if user:
+            headers["Authorization"] = f"Bearer {self.site.token(user)}"
+        return requests.request(method, self.url + path, json=payload, headers=headers, timeout=10)
+
+    def create(self, user: str = "alice", **payload) -> str:
+        reply = self.call("POST", "/", user, {"service": "compute", "system": "cluster", **payload})
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["task_url"] == f"/tasks/{reply.json()['hash_id']}"
+        return reply.json()["hash_id"]
+
+
+@pytest.fixture
+def internal(site) -> Internal:
+    return Internal(site)
+
+
+def public(site, user: str, path: str = "", **params) -> requests.Response:
+    return requests.get(site.env["FIRECREST_URL"] + "/tasks" + path, params=params,
+                        headers={"Authorization": f"Bearer {site.token(user)}"}, timeout=10)
+
+
+def test_new_task_as_the_contract_shows_it(site, internal):
+    tid = internal.create(data="Queued")
+    reply = public(site, "alice", f"/{tid}")
+    assert reply.status_code == 200
+    task = reply.json()["task"]
+    assert set(task) == STATUS_KEYS | {"task_url"}
+    assert task["status"] == "100" and isinstance(task["status"], str)
+    assert task["description"] == "Queued" and task["data"] == "Queued"
+    assert (task["user"], task["service"], task["system"]) == ("alice", "compute", "cluster")
+    assert task["task_url"] == f"/tasks/{tid}" and task["hash_id"] == task["task_id"] == tid
+    time.strptime(task["created_at"], "%Y-%m-%dT%H:%M:%S")
+
+
+def test_listing_by_ids_and_in_full(site, internal):
+    first, second = internal.create(), internal.create()
+    listed = public(site, "alice", tasks=f"{first},{second},{'0' * 32}").json()["tasks"]
+    assert set(listed) == {first, second}  # an unknown id is left out
+    assert "task_url" not in listed[first]  # as the contract's list
+    assert {first, second} <= set(public(site, "alice").json()["tasks"])
+    # the early name
+    assert first in public(site, "alice", "/tasks", tasks=first).json()["tasks"]
+
+
+def test_updates_move_the_status_and_keep_the_private_part_private(site, internal):
+    tid = internal.create(private="sealed-secret-blob")
+    reply = internal.call("PUT", f"/{tid}", "alice", {"status": "200", "data": {"jobid": "7"}})
+    assert reply.status_code == 200 and reply.json() == {"success": "task updated"}
+    task = public(site, "alice", f"/{tid}").json()["task"]
+    assert (task["status"], task["description"], task["data"]) == ("200", "Finished successfully", {"jobid": "7"})
+    everything = public(site, "alice").text + public(site, "alice", f"/{tid}").text
+    assert "sealed-secret-blob" not in everything
+
+
+def test_a_missing_message_becomes_the_status_description(internal, site):
+    tid = internal.create()
+    assert internal.call("PUT", f"/{tid}", "alice", {"status": "400"}).status_code == 200
+    assert public(site, "alice", f"/{tid}").json()["task"]["data"] == "Finished with errors"
+
+
+def test_bob_cannot_see_or_touch_alices_tasks(site, internal):
+    tid = internal.create()
+    assert public(site, "bob", f"/{tid}").status_code == 403
+    assert public(site, "bob", f"/{tid}").json()["description"] == "Operation not permitted. Invalid task owner."
+    assert public(site, "bob", tasks=tid).json() == {"tasks": {}}
+    assert tid not in public(site, "bob").json()["tasks"]
+    assert internal.call("PUT", f"/{tid}", "bob", {"status": "200"}).status_code == 403
+    assert internal.call("DELETE", f"/{tid}", "bob").status_code == 403
+    assert public(site, "alice", f"/{tid}").json()["task"]["status"] == "100"
+
+
+def test_unknown_task_is_404(site):
+    reply = public(site, "alice", f"/{'f' * 32}")
+    assert reply.status_code == 404 and reply.json()["error"] == f"Task {'f' * 32} does not exist"
+
+
+@pytest.mark.parametrize("ids", ["a;b", "$(id)", "a b", "x" * 65, "'", "../x"])
+def test_invalid_ids_are_400(site, ids):
+    reply = public(site, "alice", tasks=ids)
+    assert reply.status_code == 400 and "not a valid task id" in reply.json()["error"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["", "/0123456789abcdef0123456789abcdef", "/claim", "/taskslist", "/tasklist"])
+def test_internal_routes_are_not_routed_by_the_gateway(site, method, path):
+    reply = requests.request(method, site.env["FIRECREST_URL"] + "/tasks" + path, json={"status": "200"},
+                             headers={"Authorization": f"Bearer {site.token('alice')}",
+                                      "X-Firecrest-Service-Token": site.secret("service-token")}, timeout=10)
+    assert reply.status_code in (404, 405)
+
+
+def test_internal_routes_need_the_credential_and_the_token(internal):
+    tid = internal.create()
+    assert internal.call("POST", "/", "alice", {"service": "compute"}, credential=False).status_code == 403
+    assert internal.call("PUT", f"/{tid}", "alice", {"status": "200"}, credential=False).status_code == 403
+    assert internal.call("PUT", f"/{tid}", None, {"status": "200"}).status_code == 401
+    assert internal.call("POST", "/claim", None, {"service": "compute"}, credential=False).status_code == 403
+    wrong = requests.post(internal.url + "/claim", json={"service": "compute"}, timeout=10,
+                          headers={"X-Firecrest-Service-Token": "not-the-credential"})
+    assert wrong.status_code == 403
+
+
+def test_internal_bad_input(internal):
+    tid = internal.create()
+    bad = internal.call("PUT", f"/{tid}", "alice", {"status": "999"})
+    assert bad.status_code == 400 and "Status code error" in bad.text
+    assert internal.call("POST", "/", "alice", {"service": "nope"}).status_code == 403
+    assert internal.call("PUT", f"/{'e' * 32}", "alice", {"status": "200"}).status_code == 404
+    assert internal.call("POST", "/", "alice", {"service": "compute", "lease_s": -1}).status_code == 400
+    raw = requests.put(internal.url + f"/{tid}", data="not json", timeout=10,
+                       headers={**internal.credential, "Authorization": f"Bearer {internal.site.token('alice')}"})
+    assert raw.status_code == 400
+
+
+def test_delete_retires_the_task(site, internal):
+    tid = internal.create()
+    assert internal.call("DELETE", f"/{tid}", "alice").status_code == 204
+    assert public(site, "alice", f"/{tid}").json()["task"]["status"] == "302"
+
+
+def test_a_task_whose_lease_ran_out_is_claimed_once(internal):
+    tid = internal.create(private="resume-me", lease_s=0)
+    first = internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000}).json()
+    mine = [t for t in first["tasks"] if t["task"]["task_id"] == tid]
+    assert mine and mine[0]["private"] == "resume-me"
+    second = internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000}).json()
+    assert tid not in {t["task"]["task_id"] for t in second["tasks"]}  # leased to the first claimer
+    # a final status takes it out of the in-flight set for good
+    internal.call("PUT", f"/{tid}", "alice", {"status": "200"})
+
+
+def test_a_task_that_cannot_be_resumed_is_closed_with_a_reason(site, internal):
+    tid = internal.create(lease_s=0)  # no private part: nothing to resume from
+    internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000})
+    task = public(site, "alice", f"/{tid}").json()["task"]
+    assert task["status"] == "400" and "nothing more will happen" in task["data"]
+
+
+def test_tasks_survive_a_redis_restart_and_a_redis_outage_is_a_clear_503(site, internal):
+    tid = internal.create(data="before")
+    with contextlib.suppress(redis.ConnectionError):  # the connection ends with the server
+        redis.Redis.from_url(site.env["REDIS_URL"]).shutdown()
+    try:
+        down = public(site, "alice", f"/{tid}")
+        assert down.status_code == 503
+        assert down.json()["description"] == "Task store unavailable"
+    finally:
+        site.control("restart", "redis")
+    assert public(site, "alice", f"/{tid}").json()["task"]["data"] == "before"
+
+
+def test_status_route(site):
+    assert public(site, "alice", "/status").json() == {"success": "ack"}
+    assert json.loads(public(site, "alice", "/status").text) == {"success": "ack"}
