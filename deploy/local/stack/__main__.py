@@ -36,9 +36,11 @@ ENV_ORDER = [
 
 
 def check_ports(components: list[Component]) -> None:
-    """A component that is not running needs all its ports free; name who holds a taken one."""
+    """A component that is not running at all needs all its ports free; name who holds a taken one."""
     for comp in components:
-        if all(running(d) for d in comp.daemons()):
+        # Partly running (one daemon died): its live daemons hold their ports; the dead one is started again and
+        # fails loudly if its own port is taken.
+        if any(running(d) for d in comp.daemons()):
             continue
         for port in comp.ports():
             if port_open(port):
