@@ -180,3 +180,15 @@ def test_tasks_survive_a_redis_restart_and_a_redis_outage_is_a_clear_503(site, i
 def test_status_route(site):
     assert public(site, "alice", "/status").json() == {"success": "ack"}
     assert json.loads(public(site, "alice", "/status").text) == {"success": "ack"}
+
+
+def test_lifetimes_follow_the_contract(site, internal):
+    store = redis.Redis.from_url(site.env["REDIS_URL"])
+    compute = internal.create()
+    assert 86400 - 5 <= store.ttl(f"firecrest:task:{compute}") <= 86400
+    internal.call("PUT", f"/{compute}", "alice", {"status": "200"})
+    assert 86400 - 5 <= store.ttl(f"firecrest:task:{compute}") <= 86400  # every update renews it
+    storage = internal.create(service="storage")
+    assert 604800 - 5 <= store.ttl(f"firecrest:task:{storage}") <= 604800
+    internal.call("DELETE", f"/{compute}", "alice")
+    assert store.ttl(f"firecrest:task:{compute}") <= 300
