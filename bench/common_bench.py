@@ -147,14 +147,48 @@ class RawSSH:
 WRK_LINE = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 
 
-def wrk(name: str, url: str, headers: dict[str, str], clients: int, seconds: int = 10) -> Figures:
-    """A load from a separate process (wrk), so the client does not share the GIL with what it measures."""
+# Counts the responses per HTTP status (wrk itself only says "Non-2xx"), with the Retry-After value when there is one
+# (the gateway's two 429s differ by it); each thread's table is summed in done().
+WRK_STATUS_SCRIPT = """
+counts = {}
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function response(status, headers, body)
+  local key = tostring(status)
+  local retry = headers["Retry-After"] or headers["retry-after"]
+  if retry then key = key .. " retry-after=" .. retry end
+  counts[key] = (counts[key] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("counts")) do total[k] = (total[k] or 0) + v end
+  end
+  for k, v in pairs(total) do io.write(string.format("status %s|%d\\n", k, v)) end
+end
+"""
+WRK_STATUS_LINE = re.compile(r"^status ([^|\n]+)\|(\d+)$", re.M)
+
+
+def wrk(name: str, url: str, headers: dict[str, str], clients: int, seconds: int = 10,
+        statuses: dict[str, int] | None = None) -> Figures:
+    """A load from a separate process (wrk), so the client does not share the GIL with what it measures.
+
+    With `statuses` (a dict), wrk also counts the responses into it by status, e.g. "200", "429 retry-after=1"."""
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (deploy/local/install installs it)")
     argv = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds}s", "--latency", "--timeout", "10s"]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    if statuses is None:
+        out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(WRK_STATUS_SCRIPT)
+            script.flush()
+            out = subprocess.run([*argv, "-s", script.name, url], capture_output=True, text=True, check=True).stdout
+        for key, count in WRK_STATUS_LINE.findall(out):
+            statuses[key] = statuses.get(key, 0) + int(count)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     pct = {q: float(v) * scale[u] for q, v, u in WRK_LINE.findall(out)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
