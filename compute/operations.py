@@ -20,7 +20,7 @@ from . import slurm
 from .runner import Job
 
 TAIL_BYTES = 1000
-DBD_CATCH_UP_S = 2.0  # slurmdbd lags slurmctld by about 0.1 s here
+DBD_CATCH_UP_S = 5.0  # slurmdbd lags slurmctld by about 0.1 s, by seconds on a fresh site
 DEFAULT_PAGE_SIZE = 25
 
 
@@ -116,7 +116,7 @@ def acct(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
         if not _includes_now(args.get("endtime")) or time.monotonic() > deadline:
             break
         # A job that just finished is known to slurmctld a moment before slurmdbd: wait until sacct has it too.
-        recent = job.run(slurm.RecentlyFinished(job.user.username, DBD_CATCH_UP_S * 4))
+        recent = job.run(slurm.RecentlyFinished(job.user.username, 3 * DBD_CATCH_UP_S))
         settled = {row["jobid"] for row in found if row["state"] not in ("PENDING", "RUNNING")}
         if not ((recent & wanted if wanted else recent) - settled):
             break
