@@ -14,19 +14,20 @@ class Api:
     def __init__(self, site, user: str, service: str) -> None:
         self.site, self.user = site, user
         self.base = f"{site.env['FIRECREST_URL']}/{service}"
-        self.request_ids: list[str] = []
+        self.calls: list[tuple[str, int]] = []
 
-    def request(self, method: str, path: str, *, params: dict | None = None, data: dict | None = None,
+    def request(self, method: str, path: str, *, params: dict | None = None, data: dict | bytes | None = None,
                 files: dict | None = None, machine: str | None = MACHINE, headers: dict | None = None,
                 timeout: float = 30) -> requests.Response:
-        rid = f"t-{uuid.uuid4().hex[:20]}"
-        self.request_ids.append(rid)
+        rid = (headers or {}).get("X-Request-ID") or f"t-{uuid.uuid4().hex[:20]}"
         sent = {"Authorization": f"Bearer {self.site.token(self.user)}", "X-Request-ID": rid}
         if machine is not None:
             sent["X-Machine-Name"] = machine
         sent.update(headers or {})
-        return requests.request(method, self.base + path, params=params, data=data, files=files, headers=sent,
-                                timeout=timeout)
+        response = requests.request(method, self.base + path, params=params, data=data, files=files, headers=sent,
+                                    timeout=timeout)
+        self.calls.append((rid, response.status_code))  # for checks against the login node's audit log
+        return response
 
     def get(self, path: str, machine: str | None = MACHINE, **params: object) -> requests.Response:
         return self.request("GET", path, params=params, machine=machine)
@@ -35,8 +36,11 @@ class Api:
              **form: object) -> requests.Response:
         return self.request("POST", path, data=form, files=files, machine=machine)
 
-    def delete(self, path: str, machine: str | None = MACHINE) -> requests.Response:
-        return self.request("DELETE", path, machine=machine)
+    def put(self, path: str, machine: str | None = MACHINE, **form: object) -> requests.Response:
+        return self.request("PUT", path, data=form, machine=machine)
+
+    def delete(self, path: str, machine: str | None = MACHINE, **form: object) -> requests.Response:
+        return self.request("DELETE", path, data=form, machine=machine)
 
     def task(self, task_id: str) -> dict:
         reply = requests.get(f"{self.site.env['FIRECREST_URL']}/tasks", params={"tasks": task_id}, timeout=30,

@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import gateway_client
 import pytest
 import requests
 from werkzeug.http import parse_options_header
@@ -37,41 +38,11 @@ LINES = "".join(f"line {i:02d}\n" for i in range(1, 31))  # 30 lines: more than 
 
 
 
-class Api:
+class Api(gateway_client.Api):
     """Calls `<gateway>/utilities/...` as one user, with a fresh X-Request-ID on every call."""
 
     def __init__(self, site, user: str = "alice") -> None:
-        self.site, self.user = site, user
-        self.base = site.env["FIRECREST_URL"] + "/utilities"
-        self.request_ids: list[str] = []
-
-    def token(self) -> str:
-        return self.site.token(self.user)
-
-    def request(self, method: str, path: str, *, params: dict | None = None, data: dict | None = None,
-                files: dict | None = None, machine: str | None = MACHINE, headers: dict | None = None,
-                timeout: float = 30) -> requests.Response:
-        rid = f"ut-{uuid.uuid4().hex[:20]}"
-        self.request_ids.append(rid)
-        sent = {"Authorization": f"Bearer {self.token()}", "X-Request-ID": rid}
-        if machine is not None:
-            sent["X-Machine-Name"] = machine
-        sent.update(headers or {})
-        return requests.request(method, self.base + path, params=params, data=data, files=files, headers=sent,
-                                timeout=timeout)
-
-    def get(self, path: str, machine: str | None = MACHINE, **params: object) -> requests.Response:
-        return self.request("GET", path, params=params, machine=machine)
-
-    def post(self, path: str, files: dict | None = None, machine: str | None = MACHINE,
-             **form: object) -> requests.Response:
-        return self.request("POST", path, data=form, files=files, machine=machine)
-
-    def put(self, path: str, machine: str | None = MACHINE, **form: object) -> requests.Response:
-        return self.request("PUT", path, data=form, machine=machine)
-
-    def delete(self, path: str, machine: str | None = MACHINE, **form: object) -> requests.Response:
-        return self.request("DELETE", path, data=form, machine=machine)
+        super().__init__(site, user, "utilities")
 
     def upload(self, directory: str, name: str, data: bytes) -> None:
         response = self.post("/upload", files={"file": (name, data)}, targetPath=directory)

@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import gateway_client
 import pytest
 import requests
 from werkzeug.http import parse_options_header
@@ -83,35 +84,11 @@ def ident(value: str) -> str:
     return value.encode("unicode_escape").decode("ascii")[:40] or "empty"
 
 
-class Api:
+class Api(gateway_client.Api):
     """Calls `<gateway>/utilities/...` as one user; remembers each call's X-Request-ID and status for the audit."""
 
     def __init__(self, site, user: str) -> None:
-        self.site, self.user = site, user
-        self.base = site.env["FIRECREST_URL"] + "/utilities"
-        self.calls: list[tuple[str, int]] = []
-
-    def token(self) -> str:
-        return self.site.token(self.user)
-
-    def request(self, method: str, path: str, *, params: dict | None = None, data: dict | bytes | None = None,
-                files: dict | None = None, machine: str | None = MACHINE,
-                headers: dict | None = None) -> requests.Response:
-        rid = (headers or {}).get("X-Request-ID") or f"uh-{uuid.uuid4().hex[:20]}"
-        sent = {"Authorization": f"Bearer {self.token()}", "X-Request-ID": rid}
-        if machine is not None:
-            sent["X-Machine-Name"] = machine
-        sent.update(headers or {})
-        response = requests.request(method, self.base + path, params=params, data=data, files=files, headers=sent,
-                                    timeout=30)
-        self.calls.append((rid, response.status_code))
-        return response
-
-    def get(self, path: str, **params: object) -> requests.Response:
-        return self.request("GET", path, params=params)
-
-    def post(self, path: str, files: dict | None = None, **form: object) -> requests.Response:
-        return self.request("POST", path, data=form, files=files)
+        super().__init__(site, user, "utilities")
 
     def put(self, path: str, **form: object) -> requests.Response:
         return self.request("PUT", path, data=form)
