@@ -2,19 +2,24 @@
 
 POST /certificates  form: system, public_key; headers: Authorization (the user's token) and
 X-Firecrest-Service-Token (the services' credential). Reply: {"certificate": "<OpenSSH certificate line>"}.
+
+POST /certificates/resume  the same, for a task's background work: the token may have expired (an upload picked
+up hours after the request), but by no more than `certificates.resume_window_s`; its signature, issuer and
+audience still hold. The certificate itself is as short-lived as any other.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from flask import Flask, jsonify, request
 
 from common.app import create_app, identity, request_id, require_service_credential
 from common.config import site
-from common.errors import BadRequest
+from common.errors import BadRequest, Unauthorized
 
 from .signing import check_public_key, sign
 
@@ -22,14 +27,18 @@ log = logging.getLogger("firecrest.certificator")
 
 
 def create() -> Flask:
-    app = create_app("certificator")
+    app = create_app("certificator", expired_ok=lambda method, path: path == "/certificates/resume")
     ca_key = Path(os.environ.get("FIRECREST_CA_KEY", "/nonexistent"))
 
     # The user's token alone is not enough: only the gateway's services may ask for certificates.
     app.before_request(require_service_credential)
 
     @app.post("/certificates")
+    @app.post("/certificates/resume")
     def certificate():  # noqa: ANN202
+        caller = identity()
+        if time.time() - caller.claims["exp"] > site().resume_window_s:
+            raise Unauthorized("JWT token expired too long ago to resume the task's work")
         system = request.form.get("system", "")
         if system not in site().systems:
             raise BadRequest("unknown or missing system")

@@ -29,6 +29,8 @@ class Identity:
     username: str
     token: str = field(repr=False)
     claims: dict[str, Any] = field(repr=False, compare=False)
+    # Background work of a task (its token may expire while it runs): certificates come from the resume route.
+    background: bool = field(default=False, compare=False)
 
 
 class TokenValidator:

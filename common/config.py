@@ -38,6 +38,20 @@ class System:
     partitions: tuple[str, ...]
     # Uploaded batch scripts go to <compute_base_fs>/<user>/firecrest/<task id>/ (the job runs there).
     compute_base_fs: str = "/home"
+    xfer_partition: str = "xfer"  # storage's transfer jobs
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The staging object store (Swift with tempauth, tempurl, formpost and SLO)."""
+
+    auth_url: str = ""
+    public_url: str = ""  # Swift as the users' machines reach it (their temp URLs)
+    internal_url: str = ""  # Swift as the cluster's transfer jobs reach it
+    temp_url_ttl_s: int = 604800  # how long a staged object and its URLs live (the contract's 7 days)
+    segment_size_mb: int = 1024  # larger files travel as a static large object of such segments
+    user: str = field(default="", repr=False)  # from the environment
+    key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -73,9 +87,12 @@ class Site:
     limits: Limits
     ssh: SSHConfig
     certificate_validity_minutes: int
+    # A task's background work may get certificates with a token that expired at most this long ago.
+    resume_window_s: int
     # Secrets and URLs come from the environment, never from the site file.
     service_token: str = field(repr=False)
     service_urls: dict[str, str]
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     @property
     def default_system(self) -> str:
@@ -112,6 +129,7 @@ def _system(raw: dict) -> System:
         filesystems=tuple(Filesystem(f["path"], f.get("description", "")) for f in raw.get("filesystems", [])),
         partitions=tuple(raw.get("partitions", [])),
         compute_base_fs=raw.get("compute_base_fs", "/home").rstrip("/") or "/",
+        xfer_partition=raw.get("xfer_partition", "xfer"),
     )
 
 
@@ -129,12 +147,15 @@ def parse(text: str, env: dict[str, str]) -> Site:
         limits=Limits(**raw.get("limits", {})),
         ssh=SSHConfig(**raw.get("ssh", {})),
         certificate_validity_minutes=int(raw.get("certificates", {}).get("validity_minutes", 5)),
+        resume_window_s=int(raw.get("certificates", {}).get("resume_window_s", 604800)),
         service_token=env.get("FIRECREST_SERVICE_TOKEN", ""),
         service_urls={
             name: env[f"FIRECREST_INTERNAL_{name.upper()}_URL"].rstrip("/")
             for name in SERVICE_NAMES
             if env.get(f"FIRECREST_INTERNAL_{name.upper()}_URL")
         },
+        storage=StorageConfig(**raw.get("storage", {}), user=env.get("SWIFT_USER", ""),
+                              key=env.get("SWIFT_KEY", "")),
     )
 
 

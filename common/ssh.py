@@ -39,7 +39,7 @@ class CertificatorClient:
     def certificate(self, identity: Identity, system: str, public_key: str, request_id: str) -> str:
         try:
             response = self.http.post(
-                f"{self.url}/certificates",
+                f"{self.url}/certificates/resume" if identity.background else f"{self.url}/certificates",
                 data={"system": system, "public_key": public_key},
                 headers={
                     "Authorization": f"Bearer {identity.token}",

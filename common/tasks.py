@@ -103,6 +103,28 @@ class TasksClient:
         if reply.status_code != 200:
             raise FirecrestError(_error(reply), "Error updating task")
 
+    def renew(self, token: str, task_id: str, lease_s: float) -> None:
+        """Keep the lease of a task whose work goes on (raises TaskGone when it was deleted or finished)."""
+        reply = self._call("PUT", f"/{task_id}", token, {"lease_s": lease_s}, patience_s=5)
+        if reply.status_code in (403, 404):
+            raise TaskGone(f"task {task_id}: {_error(reply)}")
+        if reply.status_code != 200:
+            raise FirecrestError(_error(reply), "Error updating task")
+
+    def get(self, token: str, task_id: str) -> dict[str, Any] | None:
+        """The task as its owner sees it; None when it does not exist or is another user's."""
+        reply = self._call("GET", f"/{task_id}", token, {}, patience_s=2)
+        if reply.status_code in (400, 403, 404):
+            return None
+        if reply.status_code != 200:
+            raise FirecrestError(_error(reply), "Error reading task")
+        return reply.json()["task"]
+
+    def delete(self, token: str, task_id: str) -> None:
+        reply = self._call("DELETE", f"/{task_id}", token, {}, patience_s=2)
+        if reply.status_code not in (204, 403, 404):
+            raise FirecrestError(_error(reply), "Error deleting task")
+
     def claim(self, service: str, lease_s: float, limit: int = 20) -> list[tuple[dict[str, Any], dict | None]]:
         """Unfinished tasks of `service` whose owning process died, with their unsealed private parts."""
         reply = self._call("POST", "/claim", None, {"service": service, "lease_s": lease_s, "limit": limit})

@@ -119,6 +119,12 @@ def create() -> Flask:
     def update_task(tid: str) -> Response:
         data = body()
         owned(tid)
+        if "status" not in data:  # only the lease: the work goes on
+            try:
+                store().renew(tid, identity().username, lease(data) or 0.0)
+            except (UnknownTask, NotOwner):
+                raise NotFoundRoute(f"Task {tid} does not exist", "Task not found") from None
+            return jsonify({"success": "lease renewed"})
         try:
             store().update(tid, identity().username, str(data.get("status")), data.get("data"), private(data),
                            lease(data))

@@ -163,6 +163,13 @@ class TaskStore:
             p.execute()
         return task
 
+    def renew(self, task_id: str, user: str, lease_s: float) -> None:
+        """Extend the lease of an unfinished task (long work: a transfer, an upload awaited from the user)."""
+        task = self.owned(task_id, user)
+        if task["status"] in FINAL:
+            raise UnknownTask(f"Task {task_id} is finished")
+        self.r.zadd(self._key("inflight", task["service"]), {task_id: time.time() + lease_s}, xx=True)
+
     def delete(self, task_id: str, user: str) -> None:
         """Marked not valid any more and gone after DELETED_TTL (as upstream)."""
         task = self.owned(task_id, user)

@@ -19,10 +19,11 @@ PORTS = {
     "swift-proxy": 8080,
     "keycloak": 8180,
     "keycloak-management": 9180,
-    # The gateway and the gateway's services (storage comes later).
+    # The gateway and the gateway's services.
     "gateway": 8000,
     "certificator": 5100,
     "status": 5101,
+    "storage": 5102,
     "tasks": 5103,
     "utilities": 5104,
     "compute": 5106,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..component import Component
 from ..core import HOST, Daemon, run
-from . import PORTS
+from . import PORTS, swift
 from .keycloak import REALM
 from .keycloak import URL as KEYCLOAK_URL
 
@@ -33,6 +33,7 @@ SERVICES = (
     Service("utilities", "utilities.app:app", workers=2, threads=16, user=SERVICE_USER),
     Service("tasks", "tasks.app:app", workers=2, threads=16, user=SERVICE_USER),
     Service("compute", "compute.app:app", workers=2, threads=16, user=SERVICE_USER),
+    Service("storage", "storage.app:app", workers=2, threads=16, user=SERVICE_USER),
 )
 
 
@@ -64,6 +65,9 @@ class Services(Component):
         }
         if service.name == "certificator":
             env["FIRECREST_CA_KEY"] = str(self.stack.path("ca", "user_ca"))
+        if service.name == "storage":  # the only service that holds the object store's credentials
+            env["SWIFT_USER"] = f"{swift.ACCOUNT}:{swift.USER}"
+            env["SWIFT_KEY"] = self.stack.secret("swift-key")
         if service.name == "tasks":  # the only service that talks to Redis
             env["FIRECREST_REDIS_URL"] = f"redis://:{self.stack.secret('redis')}@{HOST}:{PORTS['redis']}/0"
         return env

@@ -1,0 +1,122 @@
+"""Routes of the storage service (public prefix /storage): parse and check, start a task, reply 201.
+
+External transfers go through Swift temp URLs (transfers.py, swift.py); internal ones are batch jobs on the
+system's xfer partition (internal.py). Differences from upstream, on purpose: the client uploads with a temp-URL
+PUT (or the returned command, which also handles files over Swift's 5 GiB limit) instead of a FormPost; no
+long-lived SSH certificate is stored in the task; the upload is noticed within a second, not at the next 60 s
+poll; 115 is final (the staged object is removed; upload again).
+"""
+
+from __future__ import annotations
+
+import functools
+import posixpath
+import re
+
+from flask import Flask, Response, jsonify, request
+
+from common import params
+from common.app import create_app, identity, machine, request_id
+from common.commands import FileKind
+from common.config import site
+from common.errors import BadRequest, FirecrestError, InvalidPath, NotFound, PermissionDenied, UnknownMachineCompute
+from common.remote import run
+from common.tasks import client, envelope
+
+from . import xfer
+from .internal import internal
+from .swift import staging
+from .transfers import Transfers
+
+TASK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+
+
+@functools.cache
+def transfers() -> Transfers:
+    return Transfers(client(), staging())
+
+
+def system(operation: str) -> str:
+    return machine(operation, unknown=UnknownMachineCompute)
+
+
+def upload_target(target_system: str, target: str, name: str) -> str:
+    """The file the upload will write: `targetPath/<name>` for a directory, else `targetPath` itself; its
+    directory must exist and be writable by the caller (checked now, so the mistake is the caller's at once)."""
+    failure = "Failed to upload file"
+    try:
+        kind = run(target_system, FileKind(target))
+    except (InvalidPath, NotFound):
+        kind = None
+    if kind == "directory":
+        directory, final = target, posixpath.join(target, name)
+    else:
+        directory, final = posixpath.dirname(target) or ".", target
+        try:
+            parent = run(target_system, FileKind(directory))
+        except (InvalidPath, NotFound):
+            parent = None
+        if parent != "directory":
+            raise InvalidPath("'targetPath' directory not allowed", failure)
+    if not run(target_system, xfer.Access(directory, "-w")):
+        raise PermissionDenied("'targetPath' directory not allowed", failure)
+    return final
+
+
+def create() -> Flask:
+    app = create_app("storage")
+    app.register_blueprint(internal)
+    if "tasks" in site().service_urls:
+        transfers().ensure_watcher()  # tasks left behind by a previous run of this service resume now
+
+    @app.post("/xfer-external/upload")
+    def external_upload() -> tuple[Response, int]:
+        target_system = system("upload")
+        source = params.text("sourcePath", "upload")
+        target = params.text("targetPath", "upload")
+        name = posixpath.basename(source.rstrip("/"))
+        if name in ("", ".", ".."):
+            raise BadRequest("'sourcePath' must name a file", "Failed to upload file")
+        final = upload_target(target_system, target, name)
+        args = {"source": source, "name": name, "target": final}
+        return envelope(transfers().start(identity(), target_system, "upload", args, request_id()))
+
+    @app.post("/xfer-external/download")
+    def external_download() -> tuple[Response, int]:
+        source_system = system("download")
+        source = params.text("sourcePath", "download")
+        try:
+            size = run(source_system, xfer.FileSize(source))
+            if not run(source_system, xfer.Access(source, "-r")):
+                raise PermissionDenied(f"{source}: Permission denied")
+        except FirecrestError as e:
+            raise e.with_description("sourcePath error") from None
+        args = {"source": source, "size": size}
+        return envelope(transfers().start(identity(), source_system, "download", args, request_id()))
+
+    @app.post("/xfer-external/invalidate")
+    def invalidate() -> tuple[Response, int]:
+        task_id = request.headers.get("X-Task-Id")
+        if task_id is None:
+            raise BadRequest("Header X-Task-Id missing")
+        if not TASK_ID.fullmatch(task_id):
+            raise BadRequest("Invalid X-Task-Id")
+        caller = identity()
+        task = client().get(caller.token, task_id)
+        if task is None or task.get("service") != "storage":
+            raise BadRequest("Invalid X-Task-Id")
+        try:
+            staging().remove(caller.username, task_id)
+        except FirecrestError:
+            raise BadRequest("Could not invalidate URL") from None
+        client().delete(caller.token, task_id)
+        return jsonify({"success": "URL invalidated successfully"}), 201
+
+    @app.get("/status")
+    def status() -> Response:
+        return jsonify({"success": "ack"})
+
+    return app
+
+
+app = create()

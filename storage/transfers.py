@@ -1,0 +1,354 @@
+"""External transfers: each task moves through the contract's codes, and survives a restart of this service.
+
+Upload (user -> cluster): 100 -> 111 (the client gets a PUT temp URL and a command) -> the object arrives
+(watched every WATCH_INTERVAL_S) -> 112 -> 113 (an xfer job pulls it, md5 of every piece checked against Swift's
+etags, then renamed onto the target) -> 114, or 115 with the reason. The staged objects are then removed.
+Download (cluster -> user): 100 -> 116 (an xfer job pushes the file) -> 117 with a GET temp URL, or 118.
+
+Each unfinished task is leased (tasks service): this process renews the leases of the tasks it holds; if it
+dies, another storage process claims them and goes on from the task's status. Every step can run again: a
+resumed pull or push first cancels the job a dead process may have left running, then starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+import shlex
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from common.auth import Identity
+from common.commands import Command, T
+from common.config import site
+from common.errors import FirecrestError
+from common.remote import run_as
+from common.tasks import TaskGone, TasksClient
+from utilities.commands import Remove, Rename
+
+from . import xfer
+from .swift import MAX_SEGMENTS, Staging, StoredObject, segment_name
+
+log = logging.getLogger("firecrest.storage")
+
+LEASE_S = 15.0
+RENEW_EVERY_S = 5.0
+RECOVERY_EVERY_S = 5.0
+WATCH_INTERVAL_S = 0.25  # how soon an uploaded object is noticed
+MiB = 1024 * 1024
+JOB_URL_TTL_S = 86400  # the URLs a transfer job uses (it starts at once; it is bounded by its time limit)
+CANCEL_WAIT_S = 15.0
+
+# The client's command: one PUT for a file up to one segment, else the segments and then the object itself,
+# empty, saying how many segments there are (the service then writes the static large object's manifest).
+# `sh` and `curl` only (dd for the pieces): pyfirecrest runs it with subprocess, without a shell of its own.
+CLIENT_UPLOAD = (
+    'f=$1; u=$2; s=$3; q=$4; seg=$5; size=$(($(wc -c < "$f"))) || exit 1; '
+    'if [ "$size" -le "$seg" ]; then exec curl -fsS -X PUT -T "$f" "$u?$q"; fi; '
+    'mb=$((seg / 1048576)); n=$(((size + seg - 1) / seg)); i=0; '
+    'while [ "$i" -lt "$n" ]; do '
+    'dd if="$f" bs=1048576 skip=$((i * mb)) count="$mb" 2>/dev/null '
+    '| curl -fsS -X PUT -T - "$s$(printf %08d "$i")?$q" || exit 1; i=$((i + 1)); '
+    'done; '
+    'exec curl -fsS -X PUT -H "X-Object-Meta-Segments: $n" -T /dev/null "$u?$q"'
+)
+
+
+class TransferFailed(FirecrestError):
+    """The transfer itself went wrong (not the request): the task ends with this reason."""
+
+
+@dataclass
+class Transfer:
+    task_id: str
+    work: dict[str, Any]  # the task's private part: op, system, user, token, request_id, args
+    status: str
+    resumed: bool = False
+    busy: bool = field(default=False)  # a step is running in the pool
+
+    @property
+    def user(self) -> Identity:
+        return Identity(self.work["user"], self.work["token"], {}, background=True)
+
+    @property
+    def username(self) -> str:
+        return self.work["user"]
+
+    @property
+    def system(self) -> str:
+        return self.work["system"]
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.work["args"]
+
+    def run(self, command: Command[T], stdin: bytes | None = None) -> T:
+        return run_as(self.user, self.system, command, self.work.get("request_id", ""), stdin=stdin)
+
+
+class Transfers:
+    def __init__(self, tasks: TasksClient, staging: Staging, workers: int = 8) -> None:
+        self.tasks = tasks
+        self.staging = staging
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="storage-transfer")
+        self.held: dict[str, Transfer] = {}
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    # -- starting ------------------------------------------------------------------------------------------
+
+    def start(self, user: Identity, system: str, op: str, args: dict[str, Any], request_id: str) -> str:
+        self.ensure_watcher()
+        work = {"op": op, "system": system, "args": args, "user": user.username, "token": user.token,
+                "request_id": request_id}
+        task_id = self.tasks.create(user, "storage", system, private=work, lease_s=LEASE_S)
+        self._dispatch(Transfer(task_id, work, "100"))
+        return task_id
+
+    def _dispatch(self, t: Transfer) -> None:
+        with self._lock:
+            self.held[t.task_id] = t
+            if t.work["op"] == "upload" and t.status == "111":
+                return  # waits for the object (the watcher)
+            t.busy = True
+        self.pool.submit(self._step, t)
+
+    def _step(self, t: Transfer) -> None:
+        op = t.work["op"]
+        failure = "115" if op == "upload" and t.status not in ("100", "110") else "118" if op == "download" else "400"
+        try:
+            if op == "download":
+                self._push(t)
+            elif t.status in ("100", "110"):
+                self._offer(t)
+            else:
+                self._pull(t)
+        except TaskGone as e:
+            log.info("%s; transfer stopped", e)
+            self._drop(t)
+        except FirecrestError as e:
+            self._finish(t, failure, self._failure_data(t, e.error))
+        except Exception:
+            log.exception("task %s (%s) failed", t.task_id, op)
+            reason = f"Internal error during the transfer (request id {t.work.get('request_id', '-')})"
+            self._finish(t, failure, self._failure_data(t, reason))
+        finally:
+            t.busy = False
+
+    def _update(self, t: Transfer, status: str, data: Any) -> None:
+        self.tasks.update(t.user.token, t.task_id, status, data, lease_s=LEASE_S)
+        t.status = status
+
+    def _finish(self, t: Transfer, status: str, data: Any) -> None:
+        self._drop(t)
+        if status in ("115", "118", "400"):
+            try:
+                self.staging.remove(t.username, t.task_id)
+            except FirecrestError as e:
+                log.warning("task %s: staged objects not removed: %s", t.task_id, e.error)
+        try:
+            self.tasks.update(t.user.token, t.task_id, status, data)
+        except TaskGone as e:
+            log.info("%s; outcome dropped", e)
+        except FirecrestError as e:  # the task store stayed down: recovery will run the step again
+            log.error("task %s: outcome not recorded (%s)", t.task_id, e.error)
+
+    def _drop(self, t: Transfer) -> None:
+        with self._lock:
+            self.held.pop(t.task_id, None)
+
+    def _failure_data(self, t: Transfer, reason: str) -> dict[str, Any]:
+        return {**self._summary(t), "msg": reason}
+
+    def _summary(self, t: Transfer) -> dict[str, Any]:
+        args = t.args
+        if t.work["op"] == "upload":
+            return {"source": args["name"], "target": args["target"], "system_name": t.system}
+        return {"source": args["source"], "system_name": t.system}
+
+    # -- upload --------------------------------------------------------------------------------------------
+
+    def _offer(self, t: Transfer) -> None:
+        """What the client needs to upload straight to Swift (status 111)."""
+        user, task, name = t.username, t.task_id, t.args["name"]
+        self.staging.ensure_container(user)
+        url = self.staging.temp_url(user, task, "", "PUT", public=True, prefix=True)
+        address, query = url.split("?", 1)
+        object_url, segments_url = address + quote(name), address + quote("segments/")
+        segment = site().storage.segment_size_mb * MiB
+        command = shlex.join(["sh", "-c", CLIENT_UPLOAD, "firecrest-upload", t.args["source"], object_url,
+                              segments_url, query, str(segment)])
+        msg = {
+            "parameters": {"method": "PUT", "url": f"{object_url}?{query}", "data": {}, "files": t.args["source"],
+                           "json": {}, "headers": {}, "params": {}},
+            "command": command,
+            "large_files": {
+                "segment_size": segment,
+                "max_segments": MAX_SEGMENTS,
+                "segment_url": f"{segments_url}{{index:08d}}?{query}",
+                "how": (f"A file larger than {segment} bytes: PUT its consecutive pieces of {segment} bytes (the last "
+                        "may be shorter) to segment_url with index 0, 1, ...; then PUT an empty body to the "
+                        "upload URL with the header 'X-Object-Meta-Segments: <number of pieces>'. The command "
+                        "does this by itself."),
+            },
+        }
+        data = {"user": user, "system_name": t.system, "target": t.args["target"], "source": name,
+                "status": "111", "hash_id": task, "msg": msg}
+        self._update(t, "111", data)
+        log.info("task %s: waiting for %s/%s/%s", task, user, task, name)
+
+    def _arrived(self, t: Transfer) -> bool:
+        return self.staging.head(t.username, t.task_id, t.args["name"]) is not None
+
+    def _staged_pieces(self, t: Transfer) -> list[StoredObject]:
+        """The uploaded pieces in order; a segmented upload becomes a static large object first."""
+        user, task, name = t.username, t.task_id, t.args["name"]
+        head = self.staging.head(user, task, name)
+        if head is None:
+            raise TransferFailed("The file is no longer in the staging area; start a new upload")
+        segments = self.staging.segments(user, task)
+        if head.get("x-static-large-object", "").lower() == "true":  # manifest written by an earlier run
+            return segments
+        announced = head.get("x-object-meta-segments")
+        if announced is None:
+            return [StoredObject(name, int(head["content-length"]), head["etag"].strip('"'))]
+        if not announced.isdigit() or int(announced) != len(segments) or not 0 < len(segments) <= MAX_SEGMENTS:
+            raise TransferFailed(f"The upload announced {announced[:20]} segments, but {len(segments)} arrived")
+        if [s.name for s in segments] != [segment_name(i) for i in range(len(segments))]:
+            raise TransferFailed("The uploaded segments are not numbered 0, 1, 2, ... without gaps")
+        self.staging.write_manifest(user, task, name, segments, site().storage.temp_url_ttl_s)
+        return segments
+
+    def _pull(self, t: Transfer) -> None:
+        user, task, target = t.username, t.task_id, t.args["target"]
+        pieces = self._staged_pieces(t)
+        summary = self._summary(t)
+        self._update(t, "112", summary)
+        urls = [self.staging.temp_url(user, task, p.name, "GET", public=False, ttl_s=JOB_URL_TTL_S) for p in pieces]
+        self._update(t, "113", summary)
+        if t.resumed:
+            self._cancel_jobs(t)
+        part = xfer.part_path(target, task)
+        partition = site().systems[t.system].xfer_partition
+        try:
+            out = t.run(xfer.Pull(partition, task, part), stdin="".join(u + "\n" for u in urls).encode())
+            sums = xfer.md5s(out)
+            expected = [p.etag for p in pieces]
+            if sums != expected:
+                raise TransferFailed(f"Checksum mismatch: the staged file has md5 {expected}, the pulled {sums}")
+            size = t.run(xfer.FileSize(part))
+            if size != sum(p.size for p in pieces):
+                raise TransferFailed(f"Size mismatch: staged {sum(p.size for p in pieces)} bytes, pulled {size}")
+            t.run(Rename(part, target))
+        except FirecrestError:
+            try:
+                t.run(Remove(part))
+            except FirecrestError as e:
+                log.warning("task %s: %s not removed: %s", task, part, e.error)
+            raise
+        self.staging.remove(user, task)
+        self._finish(t, "114", summary)
+
+    # -- download ------------------------------------------------------------------------------------------
+
+    def _push(self, t: Transfer) -> None:
+        user, task, source, size = t.username, t.task_id, t.args["source"], t.args["size"]
+        name = posixpath.basename(source)
+        storage = site().storage
+        segment = storage.segment_size_mb * MiB
+        count = max(1, math.ceil(size / segment))
+        if count > MAX_SEGMENTS:
+            raise TransferFailed(f"The file is larger than {MAX_SEGMENTS} segments of {segment} bytes")
+        self.staging.ensure_container(user)
+        self._update(t, "116", self._summary(t))
+        if t.resumed:
+            self._cancel_jobs(t)
+            self.staging.remove(user, task)
+        names = [name] if count == 1 else [segment_name(i) for i in range(count)]
+        urls = [self.staging.temp_url(user, task, n, "PUT", public=False, ttl_s=JOB_URL_TTL_S) for n in names]
+        partition = site().systems[t.system].xfer_partition
+        t.run(xfer.Push(partition, task, source, storage.segment_size_mb),
+              stdin="".join(u + "\n" for u in urls).encode())
+        stored = {o.name: o for o in self.staging.objects(user, task)}
+        sizes = [stored[n].size if n in stored else -1 for n in names]
+        expected = [min(segment, size - i * segment) for i in range(count)] if count > 1 else [size]
+        if sizes != expected:
+            raise TransferFailed(f"The file changed or was not fully read: {sum(max(s, 0) for s in sizes)} bytes "
+                                 f"staged of {size}")
+        if count > 1:
+            self.staging.write_manifest(user, task, name, [stored[n] for n in names], storage.temp_url_ttl_s)
+        self.staging.expire(user, task, names, storage.temp_url_ttl_s)
+        url = self.staging.temp_url(user, task, name, "GET", public=True)
+        self._finish(t, "117", {"url": url, **self._summary(t)})
+
+    def _cancel_jobs(self, t: Transfer) -> None:
+        """A job left by a process that died must be gone before the transfer starts over."""
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while jobs := t.run(xfer.FindJob(t.task_id)):
+            log.warning("task %s: cancelling job(s) %s of an earlier attempt", t.task_id, ",".join(jobs))
+            t.run(xfer.CancelJobs(jobs))
+            if time.monotonic() > deadline:
+                raise TransferFailed(f"The transfer job(s) {','.join(jobs)} of an earlier attempt did not stop")
+            time.sleep(0.5)
+
+    # -- watching, leases and recovery ---------------------------------------------------------------------
+
+    def ensure_watcher(self) -> None:
+        with self._lock:
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(target=self._watch_forever, name="storage-watcher", daemon=True)
+                self._watcher.start()
+
+    def _watch_forever(self) -> None:
+        due = {self.renew_leases: 0.0, self.recover_once: 0.0}
+        every = {self.renew_leases: RENEW_EVERY_S, self.recover_once: RECOVERY_EVERY_S}
+        while True:
+            for action, when in due.items():
+                if time.monotonic() >= when:
+                    due[action] = time.monotonic() + every[action]
+                    try:
+                        action()
+                    except Exception as e:  # the tasks service may be down: try again later
+                        log.warning("%s: %r", action.__name__, e)
+            self.check_arrivals()
+            time.sleep(WATCH_INTERVAL_S)
+
+    def check_arrivals(self) -> None:
+        with self._lock:
+            waiting = [t for t in self.held.values() if t.status == "111" and not t.busy]
+        for t in waiting:
+            try:
+                arrived = self._arrived(t)
+            except FirecrestError as e:
+                log.warning("task %s: %s", t.task_id, e.error)
+                continue
+            if arrived:
+                log.info("task %s: the object has arrived", t.task_id)
+                t.busy = True
+                self.pool.submit(self._step, t)
+
+    def renew_leases(self) -> None:
+        with self._lock:
+            held = list(self.held.values())
+        for t in held:
+            try:
+                self.tasks.renew(t.user.token, t.task_id, LEASE_S)
+            except TaskGone:  # deleted (invalidated) or expired: stop caring
+                log.info("task %s is gone; dropped", t.task_id)
+                self._drop(t)
+
+    def recover_once(self) -> int:
+        claimed = self.tasks.claim("storage", LEASE_S, limit=20)
+        for task, work in claimed:
+            if work is None:
+                log.error("task %s: its private part cannot be opened; not resumed", task["task_id"])
+                continue
+            log.warning("task %s (%s of %s, status %s): resuming after its process stopped", task["task_id"],
+                        work.get("op"), task["user"], task["status"])
+            self._dispatch(Transfer(task["task_id"], work, task["status"], resumed=True))
+        return len(claimed)
