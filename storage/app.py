@@ -19,7 +19,15 @@ from common import params
 from common.app import create_app, identity, machine, request_id
 from common.commands import FileKind
 from common.config import site
-from common.errors import BadRequest, FirecrestError, InvalidPath, NotFound, PermissionDenied, UnknownMachineCompute
+from common.errors import (
+    BadRequest,
+    FirecrestError,
+    InvalidPath,
+    NotADirectory,
+    NotFound,
+    PermissionDenied,
+    UnknownMachineCompute,
+)
 from common.remote import run
 from common.tasks import client, envelope
 
@@ -29,6 +37,7 @@ from .swift import staging
 from .transfers import Transfers
 
 TASK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
+INVALIDATE_FAILED = "Failed to invalidate URL"
 
 
 @functools.cache
@@ -43,24 +52,32 @@ def system(operation: str) -> str:
 def upload_target(target_system: str, target: str, name: str) -> str:
     """The file the upload will write: `targetPath/<name>` for a directory, else `targetPath` itself; its
     directory must exist and be writable by the caller (checked now, so the mistake is the caller's at once)."""
-    failure = "Failed to upload file"
     try:
         kind = run(target_system, FileKind(target))
     except (InvalidPath, NotFound):
         kind = None
+    except FirecrestError as e:
+        raise _not_allowed(e) from None
     if kind == "directory":
         directory, final = target, posixpath.join(target, name)
     else:
         directory, final = posixpath.dirname(target) or ".", target
         try:
             parent = run(target_system, FileKind(directory))
-        except (InvalidPath, NotFound):
-            parent = None
+        except FirecrestError as e:
+            raise _not_allowed(e) from None
         if parent != "directory":
-            raise InvalidPath("'targetPath' directory not allowed", failure)
+            raise _not_allowed(NotADirectory(f"{directory} is not a directory"))
     if not run(target_system, xfer.Access(directory, "-w")):
-        raise PermissionDenied("'targetPath' directory not allowed", failure)
+        raise _not_allowed(PermissionDenied(f"{directory}: Permission denied"))
     return final
+
+
+def _not_allowed(cause: FirecrestError) -> FirecrestError:
+    """The contract's answer, with the header of the actual cause (X-Invalid-Path, X-Permission-Denied, ...)."""
+    err = type(cause)("'targetPath' directory not allowed", "Failed to upload file")
+    err.header_value = cause.error
+    return err
 
 
 def create() -> Flask:
@@ -74,7 +91,7 @@ def create() -> Flask:
         target_system = system("upload")
         source = params.text("sourcePath", "upload")
         target = params.text("targetPath", "upload")
-        name = posixpath.basename(source.rstrip("/"))
+        name = posixpath.basename(source)
         if name in ("", ".", ".."):
             raise BadRequest("'sourcePath' must name a file", "Failed to upload file")
         final = upload_target(target_system, target, name)
@@ -90,7 +107,8 @@ def create() -> Flask:
             if not run(source_system, xfer.Access(source, "-r")):
                 raise PermissionDenied(f"{source}: Permission denied")
         except FirecrestError as e:
-            raise e.with_description("sourcePath error") from None
+            e.description = "sourcePath error"
+            raise e from None
         args = {"source": source, "size": size}
         return envelope(transfers().start(identity(), source_system, "download", args, request_id()))
 
@@ -98,17 +116,17 @@ def create() -> Flask:
     def invalidate() -> tuple[Response, int]:
         task_id = request.headers.get("X-Task-Id")
         if task_id is None:
-            raise BadRequest("Header X-Task-Id missing")
+            raise BadRequest("Header X-Task-Id missing", INVALIDATE_FAILED)
         if not TASK_ID.fullmatch(task_id):
-            raise BadRequest("Invalid X-Task-Id")
+            raise BadRequest("Invalid X-Task-Id", INVALIDATE_FAILED)
         caller = identity()
         task = client().get(caller.token, task_id)
         if task is None or task.get("service") != "storage":
-            raise BadRequest("Invalid X-Task-Id")
+            raise BadRequest("Invalid X-Task-Id", INVALIDATE_FAILED)
         try:
             staging().remove(caller.username, task_id)
         except FirecrestError:
-            raise BadRequest("Could not invalidate URL") from None
+            raise BadRequest("Could not invalidate URL", INVALIDATE_FAILED) from None
         client().delete(caller.token, task_id)
         return jsonify({"success": "URL invalidated successfully"}), 201
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -153,25 +151,11 @@ class Staging:
         path = f"{self._account_path()}/{user}/{task}/{name}"
         ttl = self.config.temp_url_ttl_s if ttl_s is None else ttl_s
         signed = generate_temp_url(path, ttl, self.temp_url_key(), method, prefix=prefix)
-        query = signed.split("?", 1)[1]
+        query = signed[len(path) + 1 :]  # after "<path>?": the path itself may hold a "?"
         if prefix:  # swiftclient leaves the prefix unquoted in the query
             query = query.replace(f"temp_url_prefix={task}/{name}", f"temp_url_prefix={quote(f'{task}/{name}')}")
         base = self.config.public_url if public else self.config.internal_url
         return f"{base.rstrip('/')}{quote(path)}?{query}"
-
-    def split_url(self, url: str) -> tuple[str, str]:
-        """(address without the query, query): clients append object names to a prefix URL's address."""
-        address, _, query = url.partition("?")
-        return address, query
-
-
-def expires_at(ttl_s: int) -> int:
-    return int(time.time()) + ttl_s
-
-
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 @functools.cache
