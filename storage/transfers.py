@@ -145,18 +145,22 @@ class Transfers:
         t.status = status
 
     def _finish(self, t: Transfer, status: str, data: Any) -> None:
+        """Record the outcome, then remove what is staged (an upload's pieces, a failed transfer's leftovers): in
+        this order, a process killed in between leaves objects that expire by themselves, never a task that
+        is resumed without its object."""
         self._drop(t)
-        if status in ("115", "118", "400"):
-            try:
-                self.staging.remove(t.username, t.task_id)
-            except FirecrestError as e:
-                log.warning("task %s: staged objects not removed: %s", t.task_id, e.error)
         try:
             self.tasks.update(t.user.token, t.task_id, status, data)
         except TaskGone as e:
             log.info("%s; outcome dropped", e)
         except FirecrestError as e:  # the task store stayed down: recovery will run the step again
             log.error("task %s: outcome not recorded (%s)", t.task_id, e.error)
+            return
+        if status != "117":
+            try:
+                self.staging.remove(t.username, t.task_id)
+            except FirecrestError as e:
+                log.warning("task %s: staged objects not removed: %s", t.task_id, e.error)
 
     def _drop(self, t: Transfer) -> None:
         with self._lock:
@@ -227,6 +231,7 @@ class Transfers:
     def _pull(self, t: Transfer) -> None:
         user, task, target = t.username, t.task_id, t.args["target"]
         pieces = self._staged_pieces(t)
+        self.staging.expire(user, task, [p.name for p in pieces], site().storage.temp_url_ttl_s)
         summary = self._summary(t)
         self._update(t, "112", summary)
         urls = [self.staging.temp_url(user, task, p.name, "GET", public=False, ttl_s=JOB_URL_TTL_S) for p in pieces]
@@ -251,7 +256,6 @@ class Transfers:
             except FirecrestError as e:
                 log.warning("task %s: %s not removed: %s", task, part, e.error)
             raise
-        self.staging.remove(user, task)
         self._finish(t, "114", summary)
 
     # -- download ------------------------------------------------------------------------------------------

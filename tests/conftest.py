@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from base64 import b64decode
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,3 +139,24 @@ def bob(site: Site) -> Iterator[paramiko.SSHClient]:
     client = site.connect("bob", site.certificate("bob", "bob@tests"))
     yield client
     client.close()
+
+
+def user_ids(user: str) -> tuple[int, int]:
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+@pytest.fixture
+def home_dir() -> Iterator[Path]:
+    """A fresh directory of alice's on the cluster (the tests run as root, on the cluster's own filesystem)."""
+    path = Path("/home/alice") / f"t-{uuid.uuid4().hex[:10]}"
+    path.mkdir()
+    os.chown(path, *user_ids("alice"))
+    yield path
+    subprocess.run(["rm", "-rf", "--", str(path)], check=False)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The client machine's side of a transfer."""
+    return tmp_path

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import user_ids
 from gateway_client import Api
 from swiftclient.client import Connection
 from swiftclient.utils import generate_temp_url
@@ -39,28 +40,6 @@ def staging(site) -> Staging:
     text = (Path(__file__).resolve().parents[2] / "deploy/local/site.yaml").read_text()
     env = {**os.environ, **site.env, "FIRECREST_STACK_DIR": str(site.dir)}
     return Staging(parse(text, env).storage)
-
-
-@pytest.fixture
-def workdir(tmp_path) -> Path:
-    return tmp_path
-
-
-@pytest.fixture
-def home_dir() -> Path:
-    """A fresh directory of alice's on the cluster (the test runs as root, on the cluster's own filesystem)."""
-    path = Path("/home/alice") / f"storage-{uuid.uuid4().hex[:10]}"
-    path.mkdir()
-    os.chown(path, *_ids("alice"))
-    yield path
-    subprocess.run(["rm", "-rf", "--", str(path)], check=False)
-
-
-def _ids(user: str) -> tuple[int, int]:
-    import pwd
-
-    entry = pwd.getpwnam(user)
-    return entry.pw_uid, entry.pw_gid
 
 
 def random_file(path: Path, size: int) -> str:
@@ -133,7 +112,7 @@ def test_round_trip_100mb(api, staging, workdir, home_dir):
     assert task["data"] == {"source": "data.bin", "target": f"{home_dir}/data.bin", "system_name": "cluster"}
     landed = home_dir / "data.bin"
     assert sha256(landed) == digest
-    assert landed.stat().st_uid == _ids("alice")[0]  # written by alice's own job
+    assert landed.stat().st_uid == user_ids("alice")[0]  # written by alice's own job
     assert staging.objects("alice", task["task_id"]) == []  # the staged object is removed
     assert not [p for p in home_dir.iterdir() if p.name.endswith(".part")]
 
@@ -187,7 +166,7 @@ def test_upload_with_the_parameters(api, workdir, home_dir):
 def test_upload_replaces_an_existing_file_only_when_verified(api, workdir, home_dir):
     target = home_dir / "f.txt"
     target.write_text("old")
-    os.chown(target, *_ids("alice"))
+    os.chown(target, *user_ids("alice"))
     local = workdir / "f.txt"
     local.write_text("new contents")
     assert upload(api, local, str(home_dir))["status"] == "114"
@@ -338,7 +317,7 @@ def test_bob_sees_nothing_of_alices_transfers(api, bob_api, home_dir):
     assert task_id not in listing.text
     # bob's own download of alice's file is refused (her home is not his to read)
     os.chmod(home_dir / "secret.txt", 0o600)
-    os.chown(home_dir / "secret.txt", *_ids("alice"))
+    os.chown(home_dir / "secret.txt", *user_ids("alice"))
     reply = bob_api.post("/xfer-external/download", sourcePath=str(home_dir / "secret.txt"))
     assert reply.status_code == 400 and "X-Permission-Denied" in reply.headers
 
@@ -363,7 +342,7 @@ def test_hostile_names_travel_literally(api, workdir, home_dir, canary, name):
     name = name.format(c=canary)
     directory = home_dir / f"d {name}"
     directory.mkdir()
-    os.chown(directory, *_ids("alice"))
+    os.chown(directory, *user_ids("alice"))
     local = workdir / name
     local.write_bytes(name.encode() * 3)
     task = upload(api, local, str(directory))
