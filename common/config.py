@@ -49,7 +49,7 @@ class StorageConfig:
     public_url: str = ""  # Swift as the users' machines reach it (their temp URLs)
     internal_url: str = ""  # Swift as the cluster's transfer jobs reach it
     temp_url_ttl_s: int = 604800  # how long a staged object and its URLs live (the contract's 7 days)
-    segment_size_mb: int = 1024  # larger files travel as a static large object of such segments
+    segment_size_mb: int = 128  # larger files travel as segments (a static large object in Swift)
     user: str = field(default="", repr=False)  # from the environment
     key: str = field(default="", repr=False)
 

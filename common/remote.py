@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+from contextlib import AbstractContextManager
 
 from .app import identity, request_id
 from .auth import Identity
 from .commands import Command, T
 from .config import site
-from .ssh import CertificatorClient, SSHPool
+from .ssh import CertificatorClient, Feed, SSHPool
 
 
 @functools.cache
@@ -27,3 +28,8 @@ def run_as(user: Identity, system: str, command: Command[T], rid: str = "", stdi
 def run(system: str, command: Command[T], stdin: bytes | None = None, max_output: int | None = None) -> T:
     """As the current request's caller."""
     return run_as(identity(), system, command, request_id(), stdin=stdin, max_output=max_output)
+
+
+def feed_as(user: Identity, system: str, command: Command[T], rid: str = "") -> AbstractContextManager[Feed[T]]:
+    """Start `command` as `user` and write its input while it runs (see SSHPool.feed)."""
+    return pool().feed(site().systems[system], user, command, rid)

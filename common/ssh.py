@@ -14,8 +14,11 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import StringIO
+from typing import Generic
 
 import paramiko
 import requests
@@ -201,6 +204,30 @@ class SSHPool:
                 self._release(conn, broken)
             return command.result(output)
 
+    @contextmanager
+    def feed(self, system: System, identity: Identity, command: Command[T], request_id: str = "") -> Iterator[Feed[T]]:
+        """Start `command` and write its stdin while it runs (a transfer job fed piece by piece); the caller
+        ends with `Feed.finish()`. The connection is dropped afterwards if anything went wrong on it: input sent
+        to a channel the server has closed can make sshd close the whole connection."""
+        line = command.line(None, request_id)
+        conn = self._acquire(system, identity, request_id)
+        broken = True
+        try:
+            chan = conn.transport.open_session(timeout=10)
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            self._release(conn, broken=True)
+            raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
+        try:
+            chan.exec_command(line)
+            job = Feed(chan, command)
+            yield job
+            broken = not job.finished
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
+        finally:
+            chan.close()
+            self._release(conn, broken)
+
     @staticmethod
     def _exec(transport: paramiko.Transport, line: str, stdin: bytes | None, timeout_s: int | None,
               max_output: int | None) -> Output:
@@ -213,28 +240,7 @@ class SSHPool:
                 # without input), it made sshd drop the whole connection ("ieof ... nonexistent channel").
                 chan.sendall(stdin)
                 chan.shutdown_write()
-            out, err = bytearray(), bytearray()
-
-            def drain() -> None:
-                while chan.recv_ready():
-                    out.extend(chan.recv(65536))
-                while chan.recv_stderr_ready():
-                    err.extend(chan.recv_stderr(65536))
-                if max_output is not None and len(out) > max_output:
-                    raise errors.SizeLimit("Output exceeds size limit")
-
-            while True:
-                drain()
-                if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise errors.Timeout()
-                select.select([chan], [], [], remaining)
-            drain()
-            if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
-                raise errors.Timeout()
-            return Output(chan.exit_status, bytes(out), bytes(err))
+            return _collect(chan, deadline, max_output)
         finally:
             chan.close()
 
@@ -244,3 +250,53 @@ class SSHPool:
                 for conn in conns:
                     conn.transport.close()
             self._pools.clear()
+
+
+def _collect(chan: paramiko.Channel, deadline: float, max_output: int | None) -> Output:
+    """Read a command's output until it exits (or the deadline passes)."""
+    out, err = bytearray(), bytearray()
+
+    def drain() -> None:
+        while chan.recv_ready():
+            out.extend(chan.recv(65536))
+        while chan.recv_stderr_ready():
+            err.extend(chan.recv_stderr(65536))
+        if max_output is not None and len(out) > max_output:
+            raise errors.SizeLimit("Output exceeds size limit")
+
+    while True:
+        drain()
+        if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise errors.Timeout()
+        select.select([chan], [], [], remaining)
+    drain()
+    if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+        raise errors.Timeout()
+    return Output(chan.exit_status, bytes(out), bytes(err))
+
+
+class Feed(Generic[T]):
+    """A running command whose input is still being written."""
+
+    def __init__(self, chan: paramiko.Channel, command: Command[T]) -> None:
+        self.chan, self.command = chan, command
+        self.finished = False
+
+    @property
+    def running(self) -> bool:
+        return not (self.chan.exit_status_ready() or self.chan.closed)
+
+    def send(self, data: bytes) -> None:
+        if self.running:
+            self.chan.sendall(data)
+
+    def finish(self, timeout_s: float = 3600) -> T:
+        """End the input (if the command still reads it), wait for the command, and parse its result."""
+        if self.running:
+            self.chan.shutdown_write()
+        output = _collect(self.chan, time.monotonic() + timeout_s, None)
+        self.finished = True
+        return self.command.result(output)

@@ -76,7 +76,7 @@ class Runner:
         return task_id
 
     def _execute(self, task_id: str, work: dict[str, Any], deadline: float, resumed: bool) -> None:
-        user = Identity(work["user"], work["token"], {})
+        user = Identity(work["user"], work["token"], {}, background=True)
         job = Job(task_id, user, work["system"], work.get("request_id", ""), deadline, resumed)
         try:
             status, data = "200", self.operations[work["op"]](job, work["args"])

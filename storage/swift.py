@@ -26,6 +26,8 @@ from common.errors import FirecrestError
 
 SEGMENTS = "segments/"
 MAX_SEGMENTS = 1000  # Swift's default max_manifest_segments
+MiB = 1024 * 1024
+MAX_SEGMENT_BYTES = 5 * 1024 * MiB  # Swift's default max_file_size (minus its 2 spare bytes)
 
 
 class StagingError(FirecrestError):
@@ -41,6 +43,12 @@ class StoredObject:
 
 def segment_name(index: int) -> str:
     return f"{SEGMENTS}{index:08d}"
+
+
+def segment_bytes(size: int, configured: int) -> int:
+    """The segment size for a file: the configured one, or larger (whole MiB) to need at most MAX_SEGMENTS."""
+    least = -(-size // MAX_SEGMENTS)
+    return max(configured, -(-least // MiB) * MiB)
 
 
 class Staging:

@@ -12,6 +12,7 @@ resumed pull or push first cancels the job a dead process may have left running,
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import posixpath
@@ -27,12 +28,12 @@ from common.auth import Identity
 from common.commands import Command, T
 from common.config import site
 from common.errors import FirecrestError
-from common.remote import run_as
+from common.remote import feed_as, run_as
 from common.tasks import TaskGone, TasksClient
 from utilities.commands import Remove, Rename
 
 from . import xfer
-from .swift import MAX_SEGMENTS, Staging, StoredObject, segment_name
+from .swift import MAX_SEGMENT_BYTES, MAX_SEGMENTS, SEGMENTS, MiB, Staging, StoredObject, segment_bytes, segment_name
 
 log = logging.getLogger("firecrest.storage")
 
@@ -40,15 +41,19 @@ LEASE_S = 15.0
 RENEW_EVERY_S = 5.0
 RECOVERY_EVERY_S = 5.0
 WATCH_INTERVAL_S = 0.25  # how soon an uploaded object is noticed
-MiB = 1024 * 1024
+FEED_INTERVAL_S = 0.1  # how soon a pull job gets the next segment of an upload in progress
+STALL_S = 120.0  # a pull job waits this long for the client's next segment
 JOB_URL_TTL_S = 86400  # the URLs a transfer job uses (it starts at once; it is bounded by its time limit)
 CANCEL_WAIT_S = 15.0
 
 # The client's command: one PUT for a file up to one segment, else the segments and then the object itself,
 # empty, saying how many segments there are (the service then writes the static large object's manifest).
+# At most 1000 segments: a larger file gets larger segments (whole MiB: dd counts them).
 # `sh` and `curl` only (dd for the pieces): pyfirecrest runs it with subprocess, without a shell of its own.
 CLIENT_UPLOAD = (
     'f=$1; u=$2; s=$3; q=$4; seg=$5; size=$(($(wc -c < "$f"))) || exit 1; '
+    'least=$(((size + 999) / 1000)); least=$(((least + 1048575) / 1048576 * 1048576)); '
+    '[ "$least" -gt "$seg" ] && seg=$least; '
     'if [ "$size" -le "$seg" ]; then exec curl -fsS -X PUT -T "$f" "$u?$q"; fi; '
     'mb=$((seg / 1048576)); n=$(((size + seg - 1) / seg)); i=0; '
     'while [ "$i" -lt "$n" ]; do '
@@ -63,6 +68,10 @@ class TransferFailed(FirecrestError):
     """The transfer itself went wrong (not the request): the task ends with this reason."""
 
 
+class Stalled(Exception):
+    """The client stopped sending an upload's segments: stop pulling, and wait for the whole upload."""
+
+
 @dataclass
 class Transfer:
     task_id: str
@@ -70,6 +79,7 @@ class Transfer:
     status: str
     resumed: bool = False
     busy: bool = field(default=False)  # a step is running in the pool
+    whole: bool = False  # an upload that stalled: pull it only once complete
 
     @property
     def user(self) -> Identity:
@@ -131,6 +141,10 @@ class Transfers:
         except TaskGone as e:
             log.info("%s; transfer stopped", e)
             self._drop(t)
+        except Stalled:
+            log.info("task %s: the upload stopped arriving; waiting for all of it", t.task_id)
+            t.whole = True
+            t.status = "111"
         except FirecrestError as e:
             self._finish(t, failure, self._failure_data(t, e.error))
         except Exception:
@@ -196,9 +210,10 @@ class Transfers:
                 "max_segments": MAX_SEGMENTS,
                 "segment_url": f"{segments_url}{{index:08d}}?{query}",
                 "how": (f"A file larger than {segment} bytes: PUT its consecutive pieces of {segment} bytes (the last "
-                        "may be shorter) to segment_url with index 0, 1, ...; then PUT an empty body to the "
-                        "upload URL with the header 'X-Object-Meta-Segments: <number of pieces>'. The command "
-                        "does this by itself."),
+                        "may be shorter; larger pieces, in whole MiB, if that would make more than max_segments) "
+                        "to segment_url with index 0, 1, ...; then PUT an empty body to the upload URL with the "
+                        "header 'X-Object-Meta-Segments: <number of pieces>'. The command does this by itself, "
+                        "and the transfer to the cluster starts with the first piece."),
             },
         }
         data = {"user": user, "system_name": t.system, "target": t.args["target"], "source": name,
@@ -206,51 +221,83 @@ class Transfers:
         self._update(t, "111", data)
         log.info("task %s: waiting for %s/%s/%s", task, user, task, name)
 
-    def _arrived(self, t: Transfer) -> bool:
-        return self.staging.head(t.username, t.task_id, t.args["name"]) is not None
+    def _staged(self, t: Transfer) -> tuple[list[StoredObject], bool]:
+        """The pieces uploaded so far, in order (segments 0, 1, ... without gaps), and whether that is all.
 
-    def _staged_pieces(self, t: Transfer) -> list[StoredObject]:
-        """The uploaded pieces in order; a segmented upload becomes a static large object first."""
+        The upload is complete once the object itself is there: the whole file (a single PUT), or an empty object
+        announcing how many segments came before it; the segments then become a static large object.
+        """
         user, task, name = t.username, t.task_id, t.args["name"]
+        found = self.staging.objects(user, task)
+        segments = [o for o in found if o.name.startswith(SEGMENTS)]
+        contiguous = list(itertools.takewhile(lambda pair: pair[1].name == segment_name(pair[0]),
+                                              enumerate(segments)))
+        pieces = [o for _, o in contiguous]
+        if not any(o.name == name for o in found):
+            return pieces, False
         head = self.staging.head(user, task, name)
         if head is None:
             raise TransferFailed("The file is no longer in the staging area; start a new upload")
-        segments = self.staging.segments(user, task)
         if head.get("x-static-large-object", "").lower() == "true":  # manifest written by an earlier run
-            return segments
+            return pieces, True
         announced = head.get("x-object-meta-segments")
         if announced is None:
-            return [StoredObject(name, int(head["content-length"]), head["etag"].strip('"'))]
+            if segments:
+                raise TransferFailed("The upload sent segments, then the whole file without saying how many")
+            return [StoredObject(name, int(head["content-length"]), head["etag"].strip('"'))], True
         if not announced.isdigit() or int(announced) != len(segments) or not 0 < len(segments) <= MAX_SEGMENTS:
             raise TransferFailed(f"The upload announced {announced[:20]} segments, but {len(segments)} arrived")
-        if [s.name for s in segments] != [segment_name(i) for i in range(len(segments))]:
+        if len(pieces) != len(segments):
             raise TransferFailed("The uploaded segments are not numbered 0, 1, 2, ... without gaps")
         self.staging.write_manifest(user, task, name, segments, site().storage.temp_url_ttl_s)
-        return segments
+        return pieces, True
 
     def _pull(self, t: Transfer) -> None:
+        """Pull the upload into a part file next to the target, verify it, rename it onto the target.
+
+        A segmented upload is pulled while it arrives: the job starts with the first segment and gets each next
+        one's URL on its input as soon as Swift has it. If the client stops sending for STALL_S, the job ends
+        and the task waits for the complete upload instead (it holds no slot of the xfer partition meanwhile).
+        """
         user, task, target = t.username, t.task_id, t.args["target"]
-        pieces = self._staged_pieces(t)
-        self.staging.expire(user, task, [p.name for p in pieces], site().storage.temp_url_ttl_s)
         summary = self._summary(t)
-        self._update(t, "112", summary)
-        urls = [self.staging.temp_url(user, task, p.name, "GET", public=False, ttl_s=JOB_URL_TTL_S) for p in pieces]
+        pieces, complete = self._staged(t)
+        if complete:
+            self._update(t, "112", summary)
         self._update(t, "113", summary)
         if t.resumed:
             self._cancel_jobs(t)
         part = xfer.part_path(target, task)
         partition = site().systems[t.system].xfer_partition
+        fed: list[StoredObject] = []
         try:
-            out = t.run(xfer.Pull(partition, task, part), stdin="".join(u + "\n" for u in urls).encode())
+            with feed_as(t.user, t.system, xfer.Pull(partition, task, part), t.work.get("request_id", "")) as job:
+                last_progress = time.monotonic()
+                while True:
+                    for piece in pieces[len(fed):]:
+                        url = self.staging.temp_url(user, task, piece.name, "GET", public=False, ttl_s=JOB_URL_TTL_S)
+                        job.send(f"{url}\n".encode())
+                        fed.append(piece)
+                        last_progress = time.monotonic()
+                    if complete or not job.running or t.task_id not in self.held:
+                        break
+                    if time.monotonic() - last_progress > STALL_S:
+                        break
+                    time.sleep(FEED_INTERVAL_S)
+                    pieces, complete = self._staged(t)
+                out = job.finish()
+            if not complete:
+                raise Stalled(task)
             sums = xfer.md5s(out)
-            expected = [p.etag for p in pieces]
+            expected = [p.etag for p in fed]
             if sums != expected:
                 raise TransferFailed(f"Checksum mismatch: the staged file has md5 {expected}, the pulled {sums}")
             size = t.run(xfer.FileSize(part))
-            if size != sum(p.size for p in pieces):
-                raise TransferFailed(f"Size mismatch: staged {sum(p.size for p in pieces)} bytes, pulled {size}")
+            if size != sum(p.size for p in fed):
+                raise TransferFailed(f"Size mismatch: staged {sum(p.size for p in fed)} bytes, pulled {size}")
+            self.staging.expire(user, task, [p.name for p in fed], site().storage.temp_url_ttl_s)
             t.run(Rename(part, target))
-        except FirecrestError:
+        except (FirecrestError, Stalled):
             try:
                 t.run(Remove(part))
             except FirecrestError as e:
@@ -264,10 +311,12 @@ class Transfers:
         user, task, source, size = t.username, t.task_id, t.args["source"], t.args["size"]
         name = posixpath.basename(source)
         storage = site().storage
-        segment = storage.segment_size_mb * MiB
+        # One object up to Swift's limit: read back fastest (a static large object's GET costs more); beyond it,
+        # a static large object of segments as large as allowed.
+        segment = segment_bytes(size, MAX_SEGMENT_BYTES)
         count = max(1, math.ceil(size / segment))
-        if count > MAX_SEGMENTS:
-            raise TransferFailed(f"The file is larger than {MAX_SEGMENTS} segments of {segment} bytes")
+        if segment > MAX_SEGMENT_BYTES:
+            raise TransferFailed(f"The file is larger than {MAX_SEGMENTS} segments of {MAX_SEGMENT_BYTES} bytes")
         self.staging.ensure_container(user)
         self._update(t, "116", self._summary(t))
         if t.resumed:
@@ -276,7 +325,7 @@ class Transfers:
         names = [name] if count == 1 else [segment_name(i) for i in range(count)]
         urls = [self.staging.temp_url(user, task, n, "PUT", public=False, ttl_s=JOB_URL_TTL_S) for n in names]
         partition = site().systems[t.system].xfer_partition
-        t.run(xfer.Push(partition, task, source, storage.segment_size_mb),
+        t.run(xfer.Push(partition, task, source, segment // MiB if count > 1 else 0),
               stdin="".join(u + "\n" for u in urls).encode())
         stored = {o.name: o for o in self.staging.objects(user, task)}
         sizes = [stored[n].size if n in stored else -1 for n in names]
@@ -327,7 +376,8 @@ class Transfers:
             waiting = [t for t in self.held.values() if t.status == "111" and not t.busy]
         for t in waiting:
             try:
-                arrived = self._arrived(t)
+                staged = self.staging.objects(t.username, t.task_id)
+                arrived = any(o.name == t.args["name"] for o in staged) if t.whole else bool(staged)
             except FirecrestError as e:
                 log.warning("task %s: %s", t.task_id, e.error)
                 continue

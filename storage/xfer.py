@@ -27,9 +27,11 @@ PULL = (
     'done'
 )
 
-# Push: every stdin line is the URL of the next segment of `mb` MiB of the file (the last one may be shorter).
+# Push: every stdin line is the URL of the next segment of `mb` MiB of the file (the last one may be shorter);
+# mb=0: the whole file to the one URL (curl's -T would read a file named "-" as stdin: hence ./ for relative paths).
 PUSH = (
-    'set -o pipefail; src=$1; mb=$2; i=0; '
+    'set -o pipefail; src=$1; mb=$2; i=0; case $src in /*) ;; *) src=./$src ;; esac; '
+    'if [ "$mb" = 0 ]; then IFS= read -r url && exec curl -fsS --retry 3 -X PUT -T "$src" -o /dev/null "$url"; fi; '
     'while IFS= read -r url; do '
     'dd if="$src" bs=1048576 skip=$((i * mb)) count="$mb" status=none '
     '| curl -fsS --retry 3 -X PUT -T - -o /dev/null "$url" || exit 4; i=$((i + 1)); '

@@ -42,6 +42,14 @@ def staging(site) -> Staging:
     return Staging(parse(text, env).storage)
 
 
+def unstaged(staging: Staging, task_id: str) -> bool:
+    """The task's objects are removed (right after its outcome is recorded)."""
+    deadline = time.monotonic() + 10
+    while staging.objects("alice", task_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return staging.objects("alice", task_id) == []
+
+
 def random_file(path: Path, size: int) -> str:
     """`size` bytes no two segments of which are alike; returns the sha256."""
     block = os.urandom(7 * MiB + 13)
@@ -113,7 +121,7 @@ def test_round_trip_100mb(api, staging, workdir, home_dir):
     landed = home_dir / "data.bin"
     assert sha256(landed) == digest
     assert landed.stat().st_uid == user_ids("alice")[0]  # written by alice's own job
-    assert staging.objects("alice", task["task_id"]) == []  # the staged object is removed
+    assert unstaged(staging, task["task_id"])  # the staged object is removed
     assert not [p for p in home_dir.iterdir() if p.name.endswith(".part")]
 
     task_id, task = download(api, str(landed))
@@ -147,7 +155,7 @@ def test_round_trip_6gib(api, staging, workdir, home_dir):
     assert back.stat().st_size == size and sha256(back) == digest
     assert api.request("POST", "/xfer-external/invalidate", machine=None,
                        headers={"X-Task-Id": task_id}).status_code == 201
-    assert staging.objects("alice", task_id) == []  # segments too
+    assert unstaged(staging, task_id)  # segments too
 
 
 def test_upload_with_the_parameters(api, workdir, home_dir):
@@ -204,7 +212,7 @@ def test_an_upload_that_announces_missing_segments_fails_cleanly(api, staging, w
     assert task["status"] == "115"
     assert "announced 3 segments, but 1 arrived" in task["data"]["msg"]
     assert not (home_dir / "seg.bin").exists()
-    assert staging.objects("alice", task_id) == []
+    assert unstaged(staging, task_id)
 
 
 @pytest.mark.parametrize(("form", "error"), [
