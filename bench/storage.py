@@ -162,7 +162,8 @@ def main() -> None:
           f" MiB/s  ratio {rate['upload'] / rate['raw PUT']:.0%}  (target >= 60%)")
     print(f"  download end to end {rate['download']:7.1f} MiB/s  {med['download']:6.2f} s   raw GET "
           f"{rate['raw GET']:7.1f} MiB/s  ratio {rate['download'] / rate['raw GET']:.0%}  (target >= 60%)")
-    print("  where the time goes (median s): " + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items()))
+    where = ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items())
+    print(f"  where the time goes (median s): {where}")
 
 
 def _ids(user: str) -> tuple[int, int]:

@@ -29,6 +29,10 @@ class TaskGone(Exception):
     """The task no longer exists (expired, or deleted by its owner): its outcome has nowhere to go."""
 
 
+class OutcomeTooLarge(FirecrestError):
+    """The task store refused an outcome for its size: the task should end saying so, not be retried."""
+
+
 def envelope(task_id: str, status: int = 201, with_url: bool = True) -> tuple[Response, int]:
     body = {"success": "Task created", "task_id": task_id}
     if with_url:
@@ -100,6 +104,8 @@ class TasksClient:
                            patience_s)
         if reply.status_code in (403, 404):
             raise TaskGone(f"task {task_id}: {_error(reply)}")
+        if reply.status_code == 413:
+            raise OutcomeTooLarge(f"The result is too large to keep in a task ({len(json.dumps(data))} bytes)")
         if reply.status_code != 200:
             raise FirecrestError(_error(reply), "Error updating task")
 

@@ -20,7 +20,7 @@ from . import slurm
 from .runner import Job
 
 TAIL_BYTES = 1000
-DBD_CATCH_UP_S = 5.0  # slurmdbd lags slurmctld by about 0.1 s, by seconds on a fresh site
+DBD_CATCH_UP_S = 8.0  # slurmdbd lags slurmctld by about 0.1 s; by seconds on a fresh site or for a final row
 DEFAULT_PAGE_SIZE = 25
 
 
@@ -117,7 +117,8 @@ def acct(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
             break
         # A job that just finished is known to slurmctld a moment before slurmdbd: wait until sacct has it too.
         recent = job.run(slurm.RecentlyFinished(job.user.username, 3 * DBD_CATCH_UP_S))
-        settled = {row["jobid"] for row in found if row["state"] not in ("PENDING", "RUNNING")}
+        # Right after a job ends, slurmdbd may hold a provisional row (no partition yet, named "allocation").
+        settled = {row["jobid"] for row in found if row["state"] not in ("PENDING", "RUNNING") and row["partition"]}
         if not ((recent & wanted if wanted else recent) - settled):
             break
         time.sleep(0.1)

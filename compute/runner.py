@@ -21,7 +21,7 @@ from common.auth import Identity
 from common.commands import Command, T
 from common.errors import CertificateError, FirecrestError
 from common.remote import run_as
-from common.tasks import TaskGone, TasksClient
+from common.tasks import OutcomeTooLarge, TaskGone, TasksClient
 
 log = logging.getLogger("firecrest.compute")
 
@@ -91,7 +91,11 @@ class Runner:
             log.exception("task %s (%s) failed", task_id, work["op"])
             status, data = "400", f"Internal error while running the task (request id {job.request_id})"
         try:
-            self.tasks.update(work["token"], task_id, status, data)
+            try:
+                self.tasks.update(work["token"], task_id, status, data)
+            except OutcomeTooLarge as e:
+                self.tasks.update(work["token"], task_id, "400", f"{e.error}: narrow the request (job ids, times, "
+                                  "pageSize and pageNumber)")
         except TaskGone as e:
             log.warning("%s; outcome dropped", e)
         except FirecrestError as e:  # the task store stayed down: the lease runs out and recovery redoes it

@@ -75,8 +75,16 @@ def upload_target(target_system: str, target: str, name: str) -> str:
 
 def _not_allowed(cause: FirecrestError) -> FirecrestError:
     """The contract's answer, with the header of the actual cause (X-Invalid-Path, X-Permission-Denied, ...)."""
+    cause = _path_error(cause)
     err = type(cause)("'targetPath' directory not allowed", "Failed to upload file")
     err.header_value = cause.error
+    return err
+
+
+def _path_error(err: FirecrestError) -> FirecrestError:
+    """Storage's path checks say `X-Invalid-Path` for a missing path (FirecREST v1 §3.6, is_valid_file/dir)."""
+    if isinstance(err, NotFound):
+        return InvalidPath(err.error, err.description)
     return err
 
 
@@ -107,8 +115,9 @@ def create() -> Flask:
             if not run(source_system, xfer.Access(source, "-r")):
                 raise PermissionDenied(f"{source}: Permission denied")
         except FirecrestError as e:
-            e.description = "sourcePath error"
-            raise e from None
+            err = _path_error(e)
+            err.description = "sourcePath error"
+            raise err from None
         args = {"source": source, "size": size}
         return envelope(transfers().start(identity(), source_system, "download", args, request_id()))
 

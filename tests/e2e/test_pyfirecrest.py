@@ -120,11 +120,6 @@ def test_whoami_and_groups_on_the_cluster(client):
     assert {"name": "alice", "id": str(ALICE.pw_gid)} in ids["groups"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "whoami() without a machine decodes the token locally: for a token with realm role 'firecrest-sa' it reads "
-    "resource_access[token['clientId']].roles[0]. Our Keycloak 26 service-account tokens have no 'clientId' claim "
-    "(only azp), so the client falls back to preferred_username 'service-account-firecrest-alice'. Needs a "
-    "'clientId' claim mapper on the service-account clients in deploy/keycloak/firecrest-realm.json."))
 def test_whoami_from_the_token_alone(client):
     assert client.whoami() == "alice"
 
@@ -194,10 +189,6 @@ def test_submit_and_poll_a_job_to_completion(client, job_dirs):
     assert job["jobid"] in {r["jobid"] for r in client.poll(MACHINE, start_time=started)}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Right after a job ends, GET /compute/acct returns slurmdbd's provisional record for 2-5 s: name "
-    "'allocation' and partition '' instead of the job's name and 'normal'; compute's acct catch-up loop takes "
-    "any non-PENDING/RUNNING row as settled. Not strict: when slurmdbd is quick enough this passes."))
 def test_poll_right_after_the_job_ends_names_it(client, job_dirs):
     name = f"pyf-{uuid.uuid4().hex[:8]}"
     job = client.submit(MACHINE, script_str=f"#!/bin/bash\n#SBATCH --job-name={name}\ntrue\n")

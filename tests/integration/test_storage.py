@@ -230,7 +230,7 @@ def test_upload_bad_parameters(api, form, error):
 
 
 @pytest.mark.parametrize(("target", "header"), [
-    ("/home/alice/no/such/dir/f", "X-Not-Found"),
+    ("/home/alice/no/such/dir/f", "X-Invalid-Path"),
     ("/home/bob", "X-Permission-Denied"),
     ("/home/bob/f.txt", "X-Permission-Denied"),
 ])
@@ -250,7 +250,7 @@ def test_unknown_or_missing_machine(api):
 
 
 @pytest.mark.parametrize(("source", "header"), [
-    ("/home/alice/no-such-file", "X-Not-Found"),
+    ("/home/alice/no-such-file", "X-Invalid-Path"),
     ("/home/alice", "X-A-Directory"),
     ("/etc/shadow", "X-Permission-Denied"),
 ])

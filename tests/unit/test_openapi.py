@@ -11,7 +11,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 # Public services and the gateway prefix their routes are published under (kong/kong.yml strips it).
-PUBLIC = {"status": "/status", "utilities": "/utilities", "tasks": "/tasks", "compute": "/compute"}
+PUBLIC = {
+    "status": "/status",
+    "utilities": "/utilities",
+    "tasks": "/tasks",
+    "compute": "/compute",
+    "storage": "/storage",
+}
 # Routes of public services that are internal: never routed by the gateway, see kong/kong.yml (the tasks service
 # is GET-only there; the services create, update, retire and claim tasks directly).
 INTERNAL = {

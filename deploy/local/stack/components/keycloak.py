@@ -198,6 +198,9 @@ class Keycloak(Component):
             "FIRECREST_TOKEN_URL": f"{URL}/realms/{REALM}/protocol/openid-connect/token",
             "FIRECREST_CLIENT_ID_ALICE": "firecrest-alice",
             "FIRECREST_CLIENT_SECRET_ALICE": self.stack.secret("keycloak-client-alice"),
+            # alice again, with tokens that expire in 10 s: tests of work that outlives its token
+            "FIRECREST_CLIENT_ID_ALICE_SHORT": "firecrest-alice-short",
+            "FIRECREST_CLIENT_SECRET_ALICE_SHORT": self.stack.secret("keycloak-client-alice"),
             "FIRECREST_CLIENT_ID_BOB": "firecrest-bob",
             "FIRECREST_CLIENT_SECRET_BOB": self.stack.secret("keycloak-client-bob"),
             "FIRECREST_PORTAL_CLIENT_ID": "firecrest-portal",
