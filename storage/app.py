@@ -20,6 +20,7 @@ from common.app import create_app, identity, machine, request_id
 from common.commands import FileKind
 from common.config import site
 from common.errors import (
+    ADirectory,
     BadRequest,
     FirecrestError,
     InvalidPath,
@@ -73,9 +74,15 @@ def upload_target(target_system: str, target: str, name: str) -> str:
     return final
 
 
+PATH_ERRORS = (InvalidPath, PermissionDenied, NotADirectory, ADirectory)
+
+
 def _not_allowed(cause: FirecrestError) -> FirecrestError:
-    """The contract's answer, with the header of the actual cause (X-Invalid-Path, X-Permission-Denied, ...)."""
+    """The contract's answer to a target that cannot be written, with the header of the actual cause
+    (X-Invalid-Path, X-Permission-Denied, ...); any other failure (the cluster unreachable, a timeout) as it is."""
     cause = _path_error(cause)
+    if not isinstance(cause, PATH_ERRORS):
+        return cause
     err = type(cause)("'targetPath' directory not allowed", "Failed to upload file")
     err.header_value = cause.error
     return err

@@ -15,6 +15,7 @@ import functools
 import json
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -150,6 +151,25 @@ class Staging:
                     raise StagingError(f"Object storage error (delete): {e.http_status} {e.msg}",
                                        "Object storage error") from e
         return len(found)
+
+    def sweep(self, max_age_s: float) -> int:
+        """Delete objects older than `max_age_s` in every user's container: what a client uploaded with a URL of
+        a task that has since ended (failed, invalidated, never completed) is not kept forever."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=max_age_s)
+        _, containers = self._call("list containers", self._conn().get_account, full_listing=True)
+        removed = 0
+        for container in containers:
+            _, listing = self._call("list", self._conn().get_container, container["name"], full_listing=True)
+            for obj in listing:
+                if datetime.fromisoformat(obj["last_modified"]).replace(tzinfo=UTC) < cutoff:
+                    try:
+                        self._conn().delete_object(container["name"], obj["name"])
+                        removed += 1
+                    except ClientException as e:
+                        if e.http_status != 404:
+                            raise StagingError(f"Object storage error (sweep): {e.http_status}",
+                                               "Object storage error") from e
+        return removed
 
     # -- temp URLs -----------------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """External transfers: each task moves through the contract's codes, and survives a restart of this service.
 
-Upload (user -> cluster): 100 -> 111 (the client gets a PUT temp URL and a command) -> the object arrives
-(watched every WATCH_INTERVAL_S) -> 112 -> 113 (an xfer job pulls it, md5 of every piece checked against Swift's
-etags, then renamed onto the target) -> 114, or 115 with the reason. The staged objects are then removed.
+Upload (user -> cluster): 100 -> 111 (the client gets a PUT temp URL and a command) -> the upload arrives
+(watched every WATCH_INTERVAL_S) -> 112 (complete) -> 113 (an xfer job pulls it, md5 of every piece checked
+against Swift's etags, then renamed onto the target) -> 114, or 115 with the reason. A segmented upload goes
+111 -> 113 at its first segment (pulled while the rest arrive; if they stop coming, the job ends and the task
+waits for the whole upload). The staged objects are then removed.
 Download (cluster -> user): 100 -> 116 (an xfer job pushes the file) -> 117 with a GET temp URL, or 118.
 
 Each unfinished task is leased (tasks service): this process renews the leases of the tasks it holds; if it
@@ -43,6 +45,7 @@ RECOVERY_EVERY_S = 5.0
 WATCH_INTERVAL_S = 0.25  # how soon an uploaded object is noticed
 FEED_INTERVAL_S = 0.1  # how soon a pull job gets the next segment of an upload in progress
 STALL_S = 120.0  # a pull job waits this long for the client's next segment
+SWEEP_EVERY_S = 3600.0
 JOB_URL_TTL_S = 86400  # the URLs a transfer job uses (it starts at once; it is bounded by its time limit)
 CANCEL_WAIT_S = 15.0
 
@@ -138,9 +141,10 @@ class Transfers:
                 self._offer(t)
             else:
                 self._pull(t)
-        except TaskGone as e:
+        except TaskGone as e:  # invalidated (or expired): nothing of it is kept
             log.info("%s; transfer stopped", e)
             self._drop(t)
+            self._unstage(t)
         except Stalled:
             log.info("task %s: the upload stopped arriving; waiting for all of it", t.task_id)
             t.whole = True
@@ -165,23 +169,28 @@ class Transfers:
         self._drop(t)
         try:
             self.tasks.update(t.user.token, t.task_id, status, data)
-        except TaskGone as e:
+        except TaskGone as e:  # invalidated meanwhile: a pushed object must not outlive it either
             log.info("%s; outcome dropped", e)
+            status = "gone"
         except FirecrestError as e:  # the task store stayed down: recovery will run the step again
             log.error("task %s: outcome not recorded (%s)", t.task_id, e.error)
             return
         if status != "117":
-            try:
-                self.staging.remove(t.username, t.task_id)
-            except FirecrestError as e:
-                log.warning("task %s: staged objects not removed: %s", t.task_id, e.error)
+            self._unstage(t)
+
+    def _unstage(self, t: Transfer) -> None:
+        try:
+            self.staging.remove(t.username, t.task_id)
+        except FirecrestError as e:
+            log.warning("task %s: staged objects not removed: %s", t.task_id, e.error)
 
     def _drop(self, t: Transfer) -> None:
         with self._lock:
             self.held.pop(t.task_id, None)
 
     def _failure_data(self, t: Transfer, reason: str) -> dict[str, Any]:
-        return {**self._summary(t), "msg": reason}
+        # The contract's keys: an upload's data carries its message in `msg`, a download's error in `error`.
+        return {**self._summary(t), "msg" if t.work["op"] == "upload" else "error": reason}
 
     def _summary(self, t: Transfer) -> dict[str, Any]:
         args = t.args
@@ -358,8 +367,8 @@ class Transfers:
                 self._watcher.start()
 
     def _watch_forever(self) -> None:
-        due = {self.renew_leases: 0.0, self.recover_once: 0.0}
-        every = {self.renew_leases: RENEW_EVERY_S, self.recover_once: RECOVERY_EVERY_S}
+        due = {self.renew_leases: 0.0, self.recover_once: 0.0, self.sweep: 0.0}
+        every = {self.renew_leases: RENEW_EVERY_S, self.recover_once: RECOVERY_EVERY_S, self.sweep: SWEEP_EVERY_S}
         while True:
             for action, when in due.items():
                 if time.monotonic() >= when:
@@ -395,6 +404,12 @@ class Transfers:
             except TaskGone:  # deleted (invalidated) or expired: stop caring
                 log.info("task %s is gone; dropped", t.task_id)
                 self._drop(t)
+
+    def sweep(self) -> None:
+        """Objects outlive every URL that could use them by a day: delete them (see Staging.sweep)."""
+        removed = self.staging.sweep(site().storage.temp_url_ttl_s + JOB_URL_TTL_S)
+        if removed:
+            log.info("removed %d staged objects older than every URL to them", removed)
 
     def recover_once(self) -> int:
         claimed = self.tasks.claim("storage", LEASE_S, limit=20)

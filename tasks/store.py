@@ -143,6 +143,8 @@ class TaskStore:
         if status not in DESCRIPTIONS:
             raise InvalidStatus(f"Status code error: {status}")
         task = self.owned(task_id, user)
+        if task["status"] == "302":  # deleted by its owner: the work's late outcome must not bring it back
+            raise UnknownTask(f"Task {task_id} was deleted")
         stamp = now_text()
         task.update(status=status, description=DESCRIPTIONS[status], updated_at=stamp, last_modify=stamp,
                     data=DESCRIPTIONS[status] if data is None else data)

@@ -221,8 +221,10 @@ class Compress(Done):
 
     def argv(self) -> list[str]:
         directory, base = posixpath.split(self.source)
-        return ["tar", "-czf", operand(self.target), *(["--dereference"] if self.dereference else []),
-                "-C", operand(directory or "."), "--", base or "."]
+        # --force-local: an archive named like `host:file` is a file, not a remote tape; --no-unquote: a member
+        # name is taken literally (GNU tar would read `a\\b` as an escape).
+        return ["tar", "--force-local", "--no-unquote", "-czf", operand(self.target),
+                *(["--dereference"] if self.dereference else []), "-C", operand(directory or "."), "--", base or "."]
 
 
 EXTRACTORS = {".zip": "zip", ".tar": "tar", ".gz": "tar", ".tgz": "tar", ".bz2": "tar", ".xz": "tar"}
@@ -238,7 +240,7 @@ class Extract(Done):
         if self.kind == "zip":
             return ["unzip", "-o", "-q", operand(self.source), "-d", operand(self.target)]
         # GNU tar recognises gzip, bzip2 and xz compression by itself when reading.
-        return ["tar", "-xf", operand(self.source), "-C", operand(self.target)]
+        return ["tar", "--force-local", "-xf", operand(self.source), "-C", operand(self.target)]
 
 
 def extractor(source: str, requested: str) -> str:

@@ -382,3 +382,29 @@ def test_swift_credentials_never_reach_the_client(api, site, workdir, home_dir):
     key = conn.head_account()["x-account-meta-temp-url-key"]
     assert key not in text and site.env["SWIFT_KEY"] not in text
     api.request("POST", "/xfer-external/invalidate", machine=None, headers={"X-Task-Id": task_id})
+
+
+def test_invalidated_while_the_push_runs(api, staging, workdir, home_dir):
+    """Invalidated at 116: the task stays deleted when the job ends, and the pushed object is not kept."""
+    source = home_dir / "inflight.bin"
+    random_file(source, 300 * MiB)
+    reply = api.post("/xfer-external/download", sourcePath=str(source))
+    task_id = reply.json()["task_id"]
+    assert api.wait(task_id, until="116")["status"] == "116"
+    invalidated = api.request("POST", "/xfer-external/invalidate", machine=None, headers={"X-Task-Id": task_id})
+    assert invalidated.status_code == 201
+    time.sleep(5)  # the push job finishes meanwhile
+    assert api.task(task_id)["status"] == "302"
+    assert unstaged(staging, task_id)
+
+
+def test_objects_no_url_can_reach_are_swept(staging):
+    """What a client uploaded under a task that has ended is deleted once every URL to it has expired."""
+    task_id = uuid.uuid4().hex
+    staging.ensure_container("alice")
+    url = staging.temp_url("alice", task_id, "left-behind", "PUT", public=True)
+    assert requests.put(url, data=b"orphan", timeout=30).status_code == 201
+    staging.sweep(max_age_s=3600)
+    assert staging.objects("alice", task_id)  # young: kept
+    staging.sweep(max_age_s=-60)  # as if its URLs had expired
+    assert staging.objects("alice", task_id) == []

@@ -80,7 +80,7 @@ def test_killed_during_transfers(site, api, workdir, home_dir):
         status = task["status"]
         assert status in FINAL, (task_id, status)
         if status in ("115", "118", "400"):
-            assert task["data"]["msg"], task  # a reason
+            assert task["data"].get("msg") or task["data"].get("error"), task  # a reason
             continue
         if status == "114":
             target = Path(task["data"]["target"])

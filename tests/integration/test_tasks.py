@@ -144,6 +144,10 @@ def test_delete_retires_the_task(site, internal):
     tid = internal.create()
     assert internal.call("DELETE", f"/{tid}", "alice").status_code == 204
     assert public(site, "alice", f"/{tid}").json()["task"]["status"] == "302"
+    # the late outcome of work still running (a transfer invalidated midway) does not bring it back
+    assert internal.call("PUT", f"/{tid}", "alice", {"status": "200", "data": "late"}).status_code == 404
+    assert internal.call("PUT", f"/{tid}", "alice", {"lease_s": 15}).status_code == 404
+    assert public(site, "alice", f"/{tid}").json()["task"]["status"] == "302"
 
 
 def test_a_task_whose_lease_ran_out_is_claimed_once(internal):

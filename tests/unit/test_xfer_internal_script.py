@@ -171,16 +171,9 @@ def test_hostile_names_are_copied_moved_and_removed_literally(internal, node, ca
     assert not (home / name).exists()
 
 
-# GNU tar (the utilities' argv, utilities/commands.py) unquotes backslash escapes in member names unless given
-# --no-unquote, and reads an archive name with a colon before its first slash as host:file unless given
-# --force-local: the synchronous utilities fail on these names in the same way.
-TAR_LIMITS = {"a\\b": "tar unquotes the backslash (needs --no-unquote)",
-              "h:p": "tar reads h:p.tar.gz as a remote archive (needs --force-local)"}
-
-
-@pytest.mark.parametrize("hostile", [
-    pytest.param(h, marks=pytest.mark.xfail(reason=TAR_LIMITS[h], strict=True)) if h in TAR_LIMITS else h
-    for h in HOSTILE])
+# GNU tar would unquote backslash escapes in member names and read an archive name with a colon before its first
+# slash as host:file: the utilities' argv (utilities/commands.py) says --no-unquote and --force-local.
+@pytest.mark.parametrize("hostile", HOSTILE)
 def test_hostile_names_are_compressed_and_extracted_literally(internal, node, canary, hostile):
     name = hostile.format(c=canary)
     home: Path = node["home"]
@@ -281,7 +274,7 @@ def test_defaults_and_options(app, compute):
     assert call(app, "extract", sourcePath="/a.bin", targetPath="/o", extension=".zip").status_code == 201
     assert "unzip -o -q /a.bin -d /o" in sent_script(compute)
     assert call(app, "extract", sourcePath="/a.tar.gz", targetPath="/o", type="auto").status_code == 201
-    assert "tar -xf /a.tar.gz -C /o" in sent_script(compute)
+    assert "tar --force-local -xf /a.tar.gz -C /o" in sent_script(compute)
     assert call(app, "rsync", sourcePath="/a", targetPath="/b", jobName="my-job_1.x+y",
                 time="30").status_code == 201
     assert "#SBATCH --job-name=my-job_1.x+y" in sent_script(compute)
