@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import jsonschema
 import pytest
 import yaml
 
@@ -356,7 +357,6 @@ def documented_properties(spec: dict[str, Any], schema: dict[str, Any]) -> dict[
 
 def assert_documented(spec: dict[str, Any], value: Any, schema: dict[str, Any], where: str) -> None:
     """`value` is valid for `schema`, and every object in it has exactly the properties the schema names."""
-    jsonschema = pytest.importorskip("jsonschema")
     root = {**spec, "$ref": schema["$ref"]} if "$ref" in schema else {**spec, **schema}
     errors = [e.message for e in jsonschema.Draft202012Validator(root).iter_errors(value)]
     assert not errors, f"{where}: {errors}"
