@@ -19,6 +19,7 @@ from .config import AuthConfig
 from .errors import Unauthorized
 
 REFETCH_INTERVAL = 10.0
+RETRY_AFTER_FAILURE = 1.0  # after a failed fetch of the issuer's keys
 LEEWAY = 5  # seconds of clock skew tolerated on exp/nbf/iat
 CACHE_SIZE = 4096
 UNIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -53,6 +54,9 @@ class TokenValidator:
                 try:
                     jwks = self._client.get_jwk_set()
                 except jwt.PyJWKClientError as e:
+                    # The issuer is down (or still starting: a service may come up first): try again soon, or
+                    # every valid token would be refused for a whole interval after it is back.
+                    self._fetched_at -= REFETCH_INTERVAL - RETRY_AFTER_FAILURE
                     raise Unauthorized(f"Cannot fetch the issuer's keys: {e}") from e
                 self._keys = {k.key_id: k.key for k in jwks.keys if k.key_id and k.public_key_use in (None, "sig")}
         key = self._keys.get(kid)

@@ -14,6 +14,8 @@ from flask import request
 from .errors import BadRequest
 
 MAX_LENGTH = 4096  # PATH_MAX
+# A Slurm job id as squeue/sacct print it (array and het-job forms too); ASCII: `\d` would take other digits.
+JOB_ID = re.compile(r"\d+(\+\d+|_\d+|_\[\d+-\d+\])?", re.ASCII)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 TRUE = ("true", "1", "yes", "on")
 
@@ -42,6 +44,10 @@ def check(value: str, name: str, operation: str) -> str:
     if len(value) > MAX_LENGTH:
         raise BadRequest(f"'{name}' is longer than {MAX_LENGTH} characters", fail)
     return value
+
+
+def valid_job_id(s: str) -> bool:
+    return bool(JOB_ID.fullmatch(s))
 
 
 def flag(name: str, default: bool = False) -> bool:

@@ -57,7 +57,7 @@ def ids(name: str, operation: str) -> list[str] | None:
     if any(not v.strip() for v in values):
         raise BadRequest("Jobs list wrong format", description)
     for value in values:
-        if not slurm.valid_job_id(value.strip()):
+        if not params.valid_job_id(value.strip()):
             raise BadRequest(f"{value.strip()[:64]} is not a valid job ID", description)
     return [v.strip() for v in values]
 
@@ -147,14 +147,14 @@ def create() -> Flask:
         if jobid in site().systems:  # the early `/jobs/{machine}` listing
             return queue(system("list jobs", jobid))
         target = system("list job")
-        if not slurm.valid_job_id(jobid):
+        if not params.valid_job_id(jobid):
             raise BadRequest(f"{jobid[:64]} is not a valid job ID", "Failed to retrieve job information")
         return start("job", target, {"jobid": jobid})
 
     @app.delete("/jobs/<jobid>")
     def cancel_job(jobid: str) -> tuple[Response, int]:
         target = system("delete job")
-        if not slurm.valid_job_id(jobid):
+        if not params.valid_job_id(jobid):
             raise BadRequest(f"{jobid[:64]} is not a valid job ID", "Failed to delete job")
         return start("cancel", target, {"jobid": jobid})
 

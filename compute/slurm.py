@@ -15,14 +15,10 @@ from typing import Any
 
 from common import errors
 from common.commands import Command, Output, classify
+from common.params import valid_job_id
 
-JOB_ID = re.compile(r"\d+(\+\d+|_\d+|_\[\d+-\d+\])?", re.ASCII)  # ASCII: `\d` would also take other scripts' digits
 COMMENT_PREFIX = "firecrest-task="  # every job we submit carries its task id, to be found again after a crash
 SUBMIT_FAILED = "Failed to submit job"
-
-
-def valid_job_id(s: str) -> bool:
-    return bool(JOB_ID.fullmatch(s))
 
 
 def _job_ids(jobs: list[str] | None) -> list[str]:

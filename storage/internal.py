@@ -26,12 +26,10 @@ from dataclasses import dataclass
 import requests
 from flask import Blueprint, Response, jsonify, request
 
-from common import params
+from common import files, params
 from common.app import identity, machine, request_id
 from common.config import site
 from common.errors import BadRequest, FirecrestError, Unavailable, UnknownMachineCompute
-from compute.slurm import valid_job_id
-from utilities import commands as c
 
 internal = Blueprint("internal", __name__)
 
@@ -46,7 +44,7 @@ DIRECTIVE_VALUE = re.compile(r"[A-Za-z0-9._+:\[\]-]+", re.ASCII)
 COMPUTE_TIMEOUT_S = 30
 
 
-class Rsync(c.Done):
+class Rsync(files.Done):
     name = "rsync"
 
     def __init__(self, source: str, target: str) -> None:
@@ -116,20 +114,21 @@ def plan(op: str, source: str, target: str, *, dereference: bool = False, kind: 
          partial_tag: str = "") -> Plan:
     """The operation's steps, with the utilities' argv (storage's own rsync)."""
     if op == "cp":
-        return Plan((tuple(c.Copy(source, target).argv()),))
+        return Plan((tuple(files.Copy(source, target).argv()),))
     if op == "mv":
-        return Plan((tuple(c.Rename(source, target).argv()),))
+        return Plan((tuple(files.Rename(source, target).argv()),))
     if op == "rsync":
         return Plan((tuple(Rsync(source, target).argv()),))
     if op == "rm":
-        return Plan((tuple(c.Remove(target).argv()),))
+        return Plan((tuple(files.Remove(target).argv()),))
     if op == "compress":
         # tar leaves a truncated archive behind when it fails: write aside, move into place, else remove.
         partial = posixpath.join(posixpath.dirname(target), f".firecrest-{partial_tag}.partial")
-        return Plan((tuple(c.Compress(source, partial, dereference).argv()), tuple(c.Rename(partial, target).argv())),
-                    ("rm", "-f", "--", partial))
+        compress, rename = files.Compress(source, partial, dereference), files.Rename(partial, target)
+        steps = (tuple(compress.argv()), tuple(rename.argv()))
+        return Plan(steps, ("rm", "-f", "--", partial))
     if op == "extract":
-        return Plan((tuple(c.Extract(source, target, kind).argv()),))
+        return Plan((tuple(files.Extract(source, target, kind).argv()),))
     raise ValueError(f"unknown operation {op!r}")
 
 
@@ -160,7 +159,7 @@ def stage_out(op: str) -> str | None:
     value = params.text("stageOutJobId", op, required=False)
     if not value:
         return None
-    if not valid_job_id(value):
+    if not params.valid_job_id(value):
         raise BadRequest(f"'stageOutJobId' {value[:64]} is not a valid job ID", failure(op))
     return value
 
@@ -205,7 +204,7 @@ def transfer(op: str) -> tuple[Response, int]:
     kind = "tar"
     if op == "extract":
         requested = params.text("type", op, required=False) or params.text("extension", op, required=False)
-        kind = c.extractor(source, requested)
+        kind = files.extractor(source, requested)
     steps = plan(op, source, target, dereference=params.flag("dereference"), kind=kind,
                  partial_tag=uuid.uuid4().hex[:16])
     script = batch_script(steps, job_name=job_name(op), time=time_limit(op),

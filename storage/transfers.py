@@ -21,6 +21,7 @@ import posixpath
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,17 +31,17 @@ from common.auth import Identity
 from common.commands import Command, T
 from common.config import site
 from common.errors import FirecrestError
+from common.files import Remove, Rename
 from common.remote import feed_as, run_as
 from common.tasks import TaskGone, TasksClient
-from utilities.commands import Remove, Rename
 
 from . import xfer
 from .swift import MAX_SEGMENT_BYTES, MAX_SEGMENTS, SEGMENTS, MiB, Staging, StoredObject, segment_bytes, segment_name
 
 log = logging.getLogger("firecrest.storage")
 
-LEASE_S = 15.0
-RENEW_EVERY_S = 5.0
+LEASE_S = 60.0  # generous: a process that loses a live transfer's lease would see it redone by another
+RENEW_EVERY_S = 10.0
 RECOVERY_EVERY_S = 5.0
 WATCH_INTERVAL_S = 0.25  # how soon an uploaded object is noticed
 FEED_INTERVAL_S = 0.1  # how soon a pull job gets the next segment of an upload in progress
@@ -105,13 +106,16 @@ class Transfer:
 
 
 class Transfers:
-    def __init__(self, tasks: TasksClient, staging: Staging, workers: int = 8) -> None:
+    def __init__(self, tasks: TasksClient, staging: Staging, workers: int = 16) -> None:
         self.tasks = tasks
         self.staging = staging
+        # A transfer holds its thread for as long as its job runs (a pull, as long as the client uploads); the
+        # quick steps (an upload's instructions) have their own, so they never wait behind transfers.
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="storage-transfer")
+        self.quick = ThreadPoolExecutor(4, thread_name_prefix="storage-offer")
         self.held: dict[str, Transfer] = {}
         self._lock = threading.Lock()
-        self._watcher: threading.Thread | None = None
+        self._loops: dict[str, threading.Thread] = {}
 
     # -- starting ------------------------------------------------------------------------------------------
 
@@ -129,7 +133,8 @@ class Transfers:
             if t.work["op"] == "upload" and t.status == "111":
                 return  # waits for the object (the watcher)
             t.busy = True
-        self.pool.submit(self._step, t)
+        offer = t.work["op"] == "upload" and t.status in ("100", "110")
+        (self.quick if offer else self.pool).submit(self._step, t)
 
     def _step(self, t: Transfer) -> None:
         op = t.work["op"]
@@ -361,24 +366,19 @@ class Transfers:
     # -- watching, leases and recovery ---------------------------------------------------------------------
 
     def ensure_watcher(self) -> None:
+        """Start the background loops, each in its own thread: a slow object store (listings under a heavy
+        transfer) must never delay the lease renewals, or another process would take over live transfers."""
+        loops = {"storage-leases": (self.renew_leases, RENEW_EVERY_S),
+                 "storage-recovery": (self.recover_once, RECOVERY_EVERY_S),
+                 "storage-sweep": (self.sweep, SWEEP_EVERY_S),
+                 "storage-arrivals": (self.check_arrivals, WATCH_INTERVAL_S)}
         with self._lock:
-            if self._watcher is None or not self._watcher.is_alive():
-                self._watcher = threading.Thread(target=self._watch_forever, name="storage-watcher", daemon=True)
-                self._watcher.start()
-
-    def _watch_forever(self) -> None:
-        due = {self.renew_leases: 0.0, self.recover_once: 0.0, self.sweep: 0.0}
-        every = {self.renew_leases: RENEW_EVERY_S, self.recover_once: RECOVERY_EVERY_S, self.sweep: SWEEP_EVERY_S}
-        while True:
-            for action, when in due.items():
-                if time.monotonic() >= when:
-                    due[action] = time.monotonic() + every[action]
-                    try:
-                        action()
-                    except Exception as e:  # the tasks service may be down: try again later
-                        log.warning("%s: %r", action.__name__, e)
-            self.check_arrivals()
-            time.sleep(WATCH_INTERVAL_S)
+            for name, (action, interval) in loops.items():
+                thread = self._loops.get(name)
+                if thread is None or not thread.is_alive():
+                    self._loops[name] = threading.Thread(target=_every, args=(interval, action), name=name,
+                                                         daemon=True)
+                    self._loops[name].start()
 
     def check_arrivals(self) -> None:
         with self._lock:
@@ -421,3 +421,12 @@ class Transfers:
                         work.get("op"), task["user"], task["status"])
             self._dispatch(Transfer(task["task_id"], work, task["status"], resumed=True))
         return len(claimed)
+
+
+def _every(interval_s: float, action: Callable[[], object]) -> None:
+    while True:
+        try:
+            action()
+        except Exception as e:  # the tasks service or the object store may be down: try again later
+            log.warning("%s: %r", getattr(action, "__name__", action), e)
+        time.sleep(interval_s)

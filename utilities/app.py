@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request, send_file
 
-from common import params
+from common import files, params
 from common.app import create_app, machine, request_id
 from common.commands import Groups, Whoami
 from common.config import site
@@ -104,7 +104,7 @@ def create() -> Flask:
     @app.put("/rename")
     def rename():  # noqa: ANN202
         system = machine("rename")
-        command = c.Rename(params.text("sourcePath", "rename"), params.text("targetPath", "rename"))
+        command = files.Rename(params.text("sourcePath", "rename"), params.text("targetPath", "rename"))
         return reply(run(system, command), "Success to rename file.")
 
     @app.put("/chmod")
@@ -126,7 +126,7 @@ def create() -> Flask:
     @app.post("/copy")
     def copy():  # noqa: ANN202
         system = machine("copy")
-        command = c.Copy(params.text("sourcePath", "copy"), params.text("targetPath", "copy"))
+        command = files.Copy(params.text("sourcePath", "copy"), params.text("targetPath", "copy"))
         return reply(run(system, command), "Success to copy file.", 201)
 
     @app.post("/compress")
@@ -136,12 +136,12 @@ def create() -> Flask:
         # tar leaves a truncated archive behind when it fails: write aside, then move into place.
         partial = posixpath.join(posixpath.dirname(target), f".firecrest-{request_id()[:16]}.partial")
         try:
-            run(system, c.Compress(source, partial, params.flag("dereference")))
+            run(system, files.Compress(source, partial, params.flag("dereference")))
         except FirecrestError:
             with contextlib.suppress(FirecrestError):
-                run(system, c.Remove(partial))
+                run(system, files.Remove(partial))
             raise
-        run(system, c.Rename(partial, target))
+        run(system, files.Rename(partial, target))
         return reply("", "Success to compress file.", 201)
 
     @app.post("/extract")
@@ -150,7 +150,7 @@ def create() -> Flask:
         source = params.text("sourcePath", "extract")
         requested = params.text("type", "extract", required=False) or params.text("extension", "extract",
                                                                                    required=False)
-        command = c.Extract(source, params.text("targetPath", "extract"), c.extractor(source, requested))
+        command = files.Extract(source, params.text("targetPath", "extract"), files.extractor(source, requested))
         return reply(run(system, command), "Success to extract file.", 201)
 
     @app.get("/file")
@@ -213,7 +213,7 @@ def create() -> Flask:
     @app.delete("/rm")
     def rm():  # noqa: ANN202
         system = machine("rm")
-        run(system, c.Remove(params.text("targetPath", "rm")))
+        run(system, files.Remove(params.text("targetPath", "rm")))
         return Response(status=204)
 
     @app.get("/whoami")

@@ -7,23 +7,12 @@ import posixpath
 
 from common import errors
 from common.commands import Command, Output
+from common.files import Done
 
 from . import listing
 
 STAT_FORMAT = "%f %i %d %h %u %g %s %X %Y %Z"
 STAT_FIELDS = ("mode", "ino", "dev", "nlink", "uid", "gid", "size", "atime", "mtime", "ctime")
-
-
-def operand(path: str) -> str:
-    """A path that no tool can read as an option (`-x` -> `./-x`), for tools that have no `--`."""
-    return f"./{path}" if path.startswith("-") else path
-
-
-class Done(Command[str]):
-    """A command whose success has no output worth returning (the contract's `"output": ""`)."""
-
-    def parse(self, result: Output) -> str:
-        return ""
 
 
 class Ls(Command[list]):
@@ -51,26 +40,6 @@ class Mkdir(Done):
 
     def argv(self) -> list[str]:
         return ["mkdir", *(["-p"] if self.parents else []), "--", self.path]
-
-
-class Rename(Done):
-    name = "rename"
-
-    def __init__(self, source: str, target: str) -> None:
-        self.source, self.target = source, target
-
-    def argv(self) -> list[str]:
-        return ["mv", "--force", "--", self.source, self.target]
-
-
-class Copy(Done):
-    name = "copy"
-
-    def __init__(self, source: str, target: str) -> None:
-        self.source, self.target = source, target
-
-    def argv(self) -> list[str]:
-        return ["cp", "--force", "-dR", "--preserve=all", "--", self.source, self.target]
 
 
 class Chmod(Command[str]):
@@ -203,55 +172,3 @@ class Upload(Done):
         return ["dd", f"of={self.path}", "bs=1M", "status=none"]
 
 
-class Remove(Done):
-    name = "rm"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def argv(self) -> list[str]:
-        return ["rm", "-r", "--interactive=never", "--", self.path]
-
-
-class Compress(Done):
-    name = "compress"
-
-    def __init__(self, source: str, target: str, dereference: bool) -> None:
-        self.source, self.target, self.dereference = source.rstrip("/") or "/", target, dereference
-
-    def argv(self) -> list[str]:
-        directory, base = posixpath.split(self.source)
-        # --force-local: an archive named like `host:file` is a file, not a remote tape; --no-unquote: a member
-        # name is taken literally (GNU tar would read `a\\b` as an escape).
-        return ["tar", "--force-local", "--no-unquote", "-czf", operand(self.target),
-                *(["--dereference"] if self.dereference else []), "-C", operand(directory or "."), "--", base or "."]
-
-
-EXTRACTORS = {".zip": "zip", ".tar": "tar", ".gz": "tar", ".tgz": "tar", ".bz2": "tar", ".xz": "tar"}
-
-
-class Extract(Done):
-    name = "extract"
-
-    def __init__(self, source: str, target: str, kind: str) -> None:
-        self.source, self.target, self.kind = source, target, kind
-
-    def argv(self) -> list[str]:
-        if self.kind == "zip":
-            return ["unzip", "-o", "-q", operand(self.source), "-d", operand(self.target)]
-        # GNU tar recognises gzip, bzip2 and xz compression by itself when reading.
-        return ["tar", "--force-local", "-xf", operand(self.source), "-C", operand(self.target)]
-
-
-def extractor(source: str, requested: str) -> str:
-    """`zip` or `tar`, from the client's type/extension if given (upstream ignored it), else the file name."""
-    wanted = (requested or "auto").strip().lower()
-    if wanted != "auto":
-        wanted = wanted if wanted.startswith(".") else f".{wanted}"
-        if wanted not in EXTRACTORS:
-            raise errors.BadRequest(f"Unsupported file format {requested!r}", "Error on extract operation")
-        return EXTRACTORS[wanted]
-    for suffix, kind in EXTRACTORS.items():
-        if source.lower().endswith(suffix):
-            return kind
-    raise errors.BadRequest(f"Unsupported file format in {source}.", "Error on extract operation")

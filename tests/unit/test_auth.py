@@ -109,3 +109,22 @@ def test_only_valid_tokens_are_cached(validator):
         with pytest.raises(Unauthorized):
             validator.validate(bad)
     assert bad not in validator._valid
+
+
+def test_a_failed_key_fetch_is_retried_soon():
+    """The issuer down (or still starting) when the first token comes must not refuse valid tokens for long."""
+    v = TokenValidator(AuthConfig(ISSUER, "firecrest", "unix_username", ("RS256",)))
+    answers = [jwt.PyJWKClientError("connection refused"), jwt.PyJWKSet.from_dict({"keys": [
+        {**jwt.algorithms.RSAAlgorithm.to_jwk(KEY.public_key(), as_dict=True), "kid": "k1", "use": "sig"}]})]
+
+    def fetch():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    v._client.get_jwk_set = fetch  # type: ignore[method-assign]
+    with pytest.raises(Unauthorized, match="Cannot fetch"):
+        v.validate(token())
+    time.sleep(1.1)
+    assert v.validate(token()).username == "alice"

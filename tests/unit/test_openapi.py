@@ -312,10 +312,10 @@ class FakeCluster:
 
 @pytest.fixture()
 def machine(site_env, monkeypatch) -> Iterator[Any]:
+    from common import files as commands
     from storage import transfers as module
     from storage import xfer
     from storage.swift import StoredObject
-    from utilities import commands
 
     tasks, staging = FakeTasks(), FakeStaging(StoredObject)
     cluster = FakeCluster(staging, xfer, commands)

@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from common import errors
+from common import errors, files
 from common.commands import Output
 from utilities import commands as c
 from utilities import listing
@@ -19,16 +19,16 @@ def words(command) -> list[str]:
 @pytest.mark.parametrize("hostile", ["-rf", "--help", "a b", "$(id)", "it's", "`id`", "x;y"])
 def test_user_values_stay_operands(hostile):
     assert words(c.Mkdir(hostile, parents=True)) == ["mkdir", "-p", "--", hostile]
-    assert words(c.Rename(hostile, "/t")) == ["mv", "--force", "--", hostile, "/t"]
+    assert words(files.Rename(hostile, "/t")) == ["mv", "--force", "--", hostile, "/t"]
     assert words(c.Chmod("/p", hostile)) == ["chmod", "-v", "--", hostile, "/p"]
     assert words(c.Upload("/home/alice", hostile)) == ["dd", f"of=/home/alice/{hostile}", "bs=1M", "status=none"]
-    tar = words(c.Compress(f"/home/alice/{hostile}", hostile, False))
-    assert tar[:4] == ["tar", "--force-local", "--no-unquote", "-czf"] and tar[4] == c.operand(hostile)
+    tar = words(files.Compress(f"/home/alice/{hostile}", hostile, False))
+    assert tar[:4] == ["tar", "--force-local", "--no-unquote", "-czf"] and tar[4] == files.operand(hostile)
     assert tar[-2:] == ["--", hostile]
 
 
 def test_operand_protects_leading_dashes():
-    assert c.operand("-x") == "./-x" and c.operand("/a/-x") == "/a/-x"
+    assert files.operand("-x") == "./-x" and files.operand("/a/-x") == "/a/-x"
 
 
 @pytest.mark.parametrize(
@@ -52,13 +52,13 @@ def test_read_file_refuses_more_than_the_limit():
     [("a.tar.gz", "", "tar"), ("a.zip", "auto", "zip"), ("a.bin", ".zip", "zip"), ("a.bin", "tgz", "tar")],
 )
 def test_extractor(source, requested, kind):
-    assert c.extractor(source, requested) == kind
+    assert files.extractor(source, requested) == kind
 
 
 @pytest.mark.parametrize(("source", "requested"), [("a.bin", ""), ("a.zip", ".rar")])
 def test_extractor_refuses_unknown_formats(source, requested):
     with pytest.raises(errors.BadRequest):
-        c.extractor(source, requested)
+        files.extractor(source, requested)
 
 
 def test_stat_parse():

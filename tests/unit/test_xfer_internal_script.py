@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from common import files
 from common.auth import Identity
-from utilities import commands as c
 
 SITE = """
 systems:
@@ -95,16 +95,16 @@ def test_the_contract_header_and_body(internal):
 @pytest.mark.parametrize("hostile", [h.format(c="canary") for h in HOSTILE])
 def test_every_operation_runs_the_utilities_argv(internal, hostile):
     source, target = f"/home/alice/{hostile}", hostile
-    assert srun_lines(script(internal, "cp", source, target)) == [[c.Copy(source, target).argv()]]
-    assert srun_lines(script(internal, "mv", source, target)) == [[c.Rename(source, target).argv()]]
-    assert srun_lines(script(internal, "rm", "", target)) == [[c.Remove(target).argv()]]
+    assert srun_lines(script(internal, "cp", source, target)) == [[files.Copy(source, target).argv()]]
+    assert srun_lines(script(internal, "mv", source, target)) == [[files.Rename(source, target).argv()]]
+    assert srun_lines(script(internal, "rm", "", target)) == [[files.Remove(target).argv()]]
     assert srun_lines(script(internal, "extract", source, target, kind="zip")) == [
-        [c.Extract(source, target, "zip").argv()]]
+        [files.Extract(source, target, "zip").argv()]]
     assert srun_lines(script(internal, "rsync", source, target)) == [
         [["rsync", "-av", "--", source, internal.local(target)]]]
     partial = posixpath.join(posixpath.dirname(target), ".firecrest-tag.partial")
     assert srun_lines(script(internal, "compress", source, target, dereference=True)) == [
-        [c.Compress(source, partial, True).argv(), c.Rename(partial, target).argv()]]
+        [files.Compress(source, partial, True).argv(), files.Rename(partial, target).argv()]]
 
 
 def test_rsync_keeps_colon_names_local(internal):
