@@ -29,6 +29,10 @@ class TaskGone(Exception):
     """The task no longer exists (expired, or deleted by its owner): its outcome has nowhere to go."""
 
 
+class LeaseLost(TaskGone):
+    """The lease ran out and another process holds the task now: leave it (and what it staged) to that one."""
+
+
 class OutcomeTooLarge(FirecrestError):
     """The task store refused an outcome for its size: the task should end saying so, not be retried."""
 
@@ -89,8 +93,8 @@ class TasksClient:
             pause = min(pause * 2, 2.0)
 
     def create(self, user: Identity, service: str, system: str | None, private: dict[str, Any] | None = None,
-               lease_s: float | None = None, data: Any = "Queued") -> str:
-        payload = {"service": service, "system": system, "data": data, "lease_s": lease_s,
+               lease_s: float | None = None, data: Any = "Queued", holder: str | None = None) -> str:
+        payload = {"service": service, "system": system, "data": data, "lease_s": lease_s, "holder": holder,
                    "private": seal(private) if private is not None else None}
         reply = self._call("POST", "/", user.token, payload, patience_s=2)
         if reply.status_code != 201:
@@ -98,10 +102,12 @@ class TasksClient:
         return reply.json()["hash_id"]
 
     def update(self, token: str, task_id: str, status: str, data: Any = None, lease_s: float | None = None,
-               patience_s: float = 120) -> None:
+               patience_s: float = 120, holder: str | None = None) -> None:
         """Record progress or an outcome; waits out a restart of the tasks service or Redis."""
-        reply = self._call("PUT", f"/{task_id}", token, {"status": status, "data": data, "lease_s": lease_s},
-                           patience_s)
+        reply = self._call("PUT", f"/{task_id}", token,
+                           {"status": status, "data": data, "lease_s": lease_s, "holder": holder}, patience_s)
+        if reply.status_code == 409:
+            raise LeaseLost(f"task {task_id}: held by another process now")
         if reply.status_code in (403, 404):
             raise TaskGone(f"task {task_id}: {_error(reply)}")
         if reply.status_code == 413:
@@ -109,9 +115,12 @@ class TasksClient:
         if reply.status_code != 200:
             raise FirecrestError(_error(reply), "Error updating task")
 
-    def renew(self, token: str, task_id: str, lease_s: float) -> None:
-        """Keep the lease of a task whose work goes on (raises TaskGone when it was deleted or finished)."""
-        reply = self._call("PUT", f"/{task_id}", token, {"lease_s": lease_s}, patience_s=5)
+    def renew(self, token: str, task_id: str, lease_s: float, holder: str | None = None) -> None:
+        """Keep the lease of a task whose work goes on (raises TaskGone when it was deleted or finished, LeaseLost
+        when another process holds it now)."""
+        reply = self._call("PUT", f"/{task_id}", token, {"lease_s": lease_s, "holder": holder}, patience_s=5)
+        if reply.status_code == 409:
+            raise LeaseLost(f"task {task_id}: held by another process now")
         if reply.status_code in (403, 404):
             raise TaskGone(f"task {task_id}: {_error(reply)}")
         if reply.status_code != 200:
@@ -131,9 +140,12 @@ class TasksClient:
         if reply.status_code not in (204, 403, 404):
             raise FirecrestError(_error(reply), "Error deleting task")
 
-    def claim(self, service: str, lease_s: float, limit: int = 20) -> list[tuple[dict[str, Any], dict | None]]:
-        """Unfinished tasks of `service` whose owning process died, with their unsealed private parts."""
-        reply = self._call("POST", "/claim", None, {"service": service, "lease_s": lease_s, "limit": limit})
+    def claim(self, service: str, lease_s: float, limit: int = 20,
+              holder: str | None = None) -> list[tuple[dict[str, Any], dict | None]]:
+        """Unfinished tasks of `service` whose owning process died, with their unsealed private parts; `holder`
+        holds them now."""
+        reply = self._call("POST", "/claim", None,
+                           {"service": service, "lease_s": lease_s, "limit": limit, "holder": holder})
         if reply.status_code != 200:
             raise Unavailable(_error(reply), "Task store unavailable")
         return [(t["task"], unseal(t["private"]) if t["private"] else None) for t in reply.json()["tasks"]]

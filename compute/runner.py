@@ -10,6 +10,7 @@ job carries its task id in its comment), so nothing is submitted twice.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -71,11 +72,12 @@ class Runner:
         self.ensure_recovery()
         work = {"op": op, "system": system, "args": args, "user": user.username, "token": user.token,
                 "request_id": request_id}
-        task_id = self.tasks.create(user, "compute", system, private=work, lease_s=LEASE_S)
-        self.pool.submit(self._execute, task_id, work, time.monotonic() + LEASE_S, False)
+        holder = secrets.token_hex(8)
+        task_id = self.tasks.create(user, "compute", system, private=work, lease_s=LEASE_S, holder=holder)
+        self.pool.submit(self._execute, task_id, work, time.monotonic() + LEASE_S, False, holder)
         return task_id
 
-    def _execute(self, task_id: str, work: dict[str, Any], deadline: float, resumed: bool) -> None:
+    def _execute(self, task_id: str, work: dict[str, Any], deadline: float, resumed: bool, holder: str) -> None:
         user = Identity(work["user"], work["token"], {}, background=True)
         job = Job(task_id, user, work["system"], work.get("request_id", ""), deadline, resumed)
         try:
@@ -92,10 +94,10 @@ class Runner:
             status, data = "400", f"Internal error while running the task (request id {job.request_id})"
         try:
             try:
-                self.tasks.update(work["token"], task_id, status, data)
+                self.tasks.update(work["token"], task_id, status, data, holder=holder)
             except OutcomeTooLarge as e:
                 self.tasks.update(work["token"], task_id, "400", f"{e.error}: narrow the request (job ids, times, "
-                                  "pageSize and pageNumber)")
+                                  "pageSize and pageNumber)", holder=holder)
         except TaskGone as e:
             log.warning("%s; outcome dropped", e)
         except FirecrestError as e:  # the task store stayed down: the lease runs out and recovery redoes it
@@ -117,14 +119,15 @@ class Runner:
             time.sleep(RECOVERY_INTERVAL_S)
 
     def recover_once(self) -> int:
-        claimed = self.tasks.claim("compute", LEASE_S, limit=20)
+        holder = secrets.token_hex(8)
+        claimed = self.tasks.claim("compute", LEASE_S, limit=20, holder=holder)
         for task, work in claimed:
             if work is None:  # sealed with another credential: not ours to resume
                 log.error("task %s: its private part cannot be opened; not resumed", task["task_id"])
                 continue
             log.warning("task %s (%s of %s): resuming after its process stopped", task["task_id"],
                         work.get("op"), task["user"])
-            self.pool.submit(self._execute, task["task_id"], work, time.monotonic() + LEASE_S, True)
+            self.pool.submit(self._execute, task["task_id"], work, time.monotonic() + LEASE_S, True, holder)
         return len(claimed)
 
 

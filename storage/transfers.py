@@ -18,6 +18,7 @@ import itertools
 import logging
 import math
 import posixpath
+import secrets
 import shlex
 import threading
 import time
@@ -33,7 +34,7 @@ from common.config import site
 from common.errors import FirecrestError
 from common.files import Remove, Rename
 from common.remote import feed_as, run_as
-from common.tasks import TaskGone, TasksClient
+from common.tasks import LeaseLost, TaskGone, TasksClient
 
 from . import xfer
 from .swift import MAX_SEGMENT_BYTES, MAX_SEGMENTS, SEGMENTS, MiB, Staging, StoredObject, segment_bytes, segment_name
@@ -81,6 +82,7 @@ class Transfer:
     task_id: str
     work: dict[str, Any]  # the task's private part: op, system, user, token, request_id, args
     status: str
+    holder: str  # this process's name for its lease (the tasks service refuses updates of a lost lease)
     resumed: bool = False
     busy: bool = field(default=False)  # a step is running in the pool
     whole: bool = False  # an upload that stalled: pull it only once complete
@@ -123,8 +125,9 @@ class Transfers:
         self.ensure_watcher()
         work = {"op": op, "system": system, "args": args, "user": user.username, "token": user.token,
                 "request_id": request_id}
-        task_id = self.tasks.create(user, "storage", system, private=work, lease_s=LEASE_S)
-        self._dispatch(Transfer(task_id, work, "100"))
+        holder = secrets.token_hex(8)
+        task_id = self.tasks.create(user, "storage", system, private=work, lease_s=LEASE_S, holder=holder)
+        self._dispatch(Transfer(task_id, work, "100", holder))
         return task_id
 
     def _dispatch(self, t: Transfer) -> None:
@@ -146,6 +149,9 @@ class Transfers:
                 self._offer(t)
             else:
                 self._pull(t)
+        except LeaseLost as e:  # another process goes on with it: leave it (and what is staged) alone
+            log.warning("%s; transfer left to it", e)
+            self._drop(t)
         except TaskGone as e:  # invalidated (or expired): nothing of it is kept
             log.info("%s; transfer stopped", e)
             self._drop(t)
@@ -164,7 +170,7 @@ class Transfers:
             t.busy = False
 
     def _update(self, t: Transfer, status: str, data: Any) -> None:
-        self.tasks.update(t.user.token, t.task_id, status, data, lease_s=LEASE_S)
+        self.tasks.update(t.user.token, t.task_id, status, data, lease_s=LEASE_S, holder=t.holder)
         t.status = status
 
     def _finish(self, t: Transfer, status: str, data: Any) -> None:
@@ -173,7 +179,10 @@ class Transfers:
         is resumed without its object."""
         self._drop(t)
         try:
-            self.tasks.update(t.user.token, t.task_id, status, data)
+            self.tasks.update(t.user.token, t.task_id, status, data, holder=t.holder)
+        except LeaseLost as e:
+            log.warning("%s; outcome dropped", e)
+            return
         except TaskGone as e:  # invalidated meanwhile: a pushed object must not outlive it either
             log.info("%s; outcome dropped", e)
             status = "gone"
@@ -400,7 +409,7 @@ class Transfers:
             held = list(self.held.values())
         for t in held:
             try:
-                self.tasks.renew(t.user.token, t.task_id, LEASE_S)
+                self.tasks.renew(t.user.token, t.task_id, LEASE_S, holder=t.holder)
             except TaskGone:  # deleted (invalidated) or expired: stop caring
                 log.info("task %s is gone; dropped", t.task_id)
                 self._drop(t)
@@ -412,14 +421,15 @@ class Transfers:
             log.info("removed %d staged objects older than every URL to them", removed)
 
     def recover_once(self) -> int:
-        claimed = self.tasks.claim("storage", LEASE_S, limit=20)
+        holder = secrets.token_hex(8)
+        claimed = self.tasks.claim("storage", LEASE_S, limit=20, holder=holder)
         for task, work in claimed:
             if work is None:
                 log.error("task %s: its private part cannot be opened; not resumed", task["task_id"])
                 continue
             log.warning("task %s (%s of %s, status %s): resuming after its process stopped", task["task_id"],
                         work.get("op"), task["user"], task["status"])
-            self._dispatch(Transfer(task["task_id"], work, task["status"], resumed=True))
+            self._dispatch(Transfer(task["task_id"], work, task["status"], holder, resumed=True))
         return len(claimed)
 
 

@@ -18,7 +18,7 @@ from flask import Flask, Response, jsonify, request
 from common.app import create_app, identity, require_service_credential
 from common.errors import BadRequest, Forbidden, NotFoundRoute, Unavailable
 
-from .store import DESCRIPTIONS, TTL, InvalidStatus, NotOwner, TaskStore, UnknownTask
+from .store import DESCRIPTIONS, TTL, InvalidStatus, LeaseLost, NotOwner, TaskStore, UnknownTask
 
 TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_LEASE_S = 3600
@@ -53,6 +53,16 @@ def lease(data: dict[str, Any]) -> float | None:
     return float(value)
 
 
+HOLDER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def holder(data: dict[str, Any]) -> str | None:
+    value = data.get("holder")
+    if value is not None and not (isinstance(value, str) and HOLDER.fullmatch(value)):
+        raise BadRequest("'holder' must be 1 to 64 letters, digits, '_' or '-'", "Invalid request")
+    return value
+
+
 def private(data: dict[str, Any]) -> str | None:
     value = data.get("private")
     if value is not None and not isinstance(value, str):
@@ -81,6 +91,11 @@ def create() -> Flask:
     def _internal() -> None:
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             require_service_credential()
+
+    @app.errorhandler(LeaseLost)
+    def _lease_lost(err: LeaseLost) -> tuple[Any, int]:
+        return jsonify({"description": "Task held by another process",
+                        "error": "The task's lease ran out and another process holds it now"}), 409
 
     @app.errorhandler(redis.RedisError)
     def _store_down(err: redis.RedisError) -> tuple[Any, int]:
@@ -112,7 +127,7 @@ def create() -> Flask:
             raise Forbidden(f"Service {str(service)[:64]} is unknown")
         system = data.get("system")
         task = store().create(identity().username, service, system if isinstance(system, str) else None,
-                              data.get("data", DESCRIPTIONS["100"]), private(data), lease(data))
+                              data.get("data", DESCRIPTIONS["100"]), private(data), lease(data), holder(data))
         return jsonify({"hash_id": task["task_id"], "task_url": f"/tasks/{task['task_id']}"}), 201
 
     @app.put("/<tid>")
@@ -121,13 +136,13 @@ def create() -> Flask:
         owned(tid)
         if "status" not in data:  # only the lease: the work goes on
             try:
-                store().renew(tid, identity().username, lease(data) or 0.0)
+                store().renew(tid, identity().username, lease(data) or 0.0, holder(data))
             except (UnknownTask, NotOwner):
                 raise NotFoundRoute(f"Task {tid} does not exist", "Task not found") from None
             return jsonify({"success": "lease renewed"})
         try:
             store().update(tid, identity().username, str(data.get("status")), data.get("data"), private(data),
-                           lease(data))
+                           lease(data), holder(data))
         except InvalidStatus:
             raise BadRequest(f"Status code error: {str(data.get('status'))[:16]}", "Status code error") from None
         except (UnknownTask, NotOwner):  # expired between the check and the write
@@ -149,7 +164,7 @@ def create() -> Flask:
         limit = data.get("limit", 20)
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise BadRequest("'limit' must be an integer from 1 to 1000", "Invalid request")
-        claimed = store().claim(service, lease(data) or 30.0, limit)
+        claimed = store().claim(service, lease(data) or 30.0, limit, holder(data) or "")
         return jsonify({"tasks": [{"task": c.task, "private": c.private} for c in claimed]})
 
     return app

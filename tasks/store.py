@@ -6,7 +6,10 @@ Keys (all prefixed `firecrest:`):
                      to anyone), same TTL, dropped when the task is final;
   user:<user>        a sorted set of the user's task ids by creation time (the listing; stale ids are pruned);
   inflight:<service> a sorted set of unfinished task ids by lease deadline: a service that dies holding a task
-                     lets the lease run out, and another process claims the task (`claim`) and resumes it.
+                     lets the lease run out, and another process claims the task (`claim`) and resumes it;
+  holder:<id>        who holds the lease (a random id of the process's choosing): an update or renewal that
+                     names another holder is refused, so a process that lost its lease cannot undo the new
+                     holder's work.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +50,14 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 PREFIX = "firecrest:"
 LOST = "The service running this task stopped, and what it needed to resume the task was lost; nothing more will happen"
 
-# Atomically take up to ARGV[3] tasks whose lease ran out and give them a new lease: two processes never claim
-# the same task.
+# Atomically take up to ARGV[3] tasks whose lease ran out and give them a new lease (and holder ARGV[4], kept
+# under ARGV[5]..id for ARGV[6] s): two processes never claim the same task.
 CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  if ARGV[4] ~= '' then redis.call('SET', ARGV[5] .. id, ARGV[4], 'EX', tonumber(ARGV[6])) end
+end
 return ids
 """
 
@@ -64,6 +72,10 @@ class NotOwner(Exception):
 
 class InvalidStatus(Exception):
     pass
+
+
+class LeaseLost(Exception):
+    """The task's lease ran out and another process holds it now: the caller must leave the task alone."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ class TaskStore:
         return f"{PREFIX}{kind}:{name}"
 
     def create(self, user: str, service: str, system: str | None, data: Any = "Queued",
-               private: str | None = None, lease_s: float | None = None) -> dict[str, Any]:
+               private: str | None = None, lease_s: float | None = None, holder: str | None = None) -> dict[str, Any]:
         if service not in TTL:
             raise InvalidStatus(f"Service {service} is unknown")
         task_id = secrets.token_hex(16)  # unguessable, unlike upstream's md5 of a counter
@@ -105,6 +117,8 @@ class TaskStore:
             p.expire(self._key("user", user), max(TTL.values()))
             # The creator holds the lease; with no lease the task is claimable at once by any process.
             p.zadd(self._key("inflight", service), {task_id: time.time() + (lease_s or 0)})
+            if holder:
+                p.set(self._key("holder", task_id), holder, ex=ttl)
             p.execute()
         return task
 
@@ -139,7 +153,7 @@ class TaskStore:
         return tasks
 
     def update(self, task_id: str, user: str, status: str, data: Any = None, private: str | None = None,
-               lease_s: float | None = None) -> dict[str, Any]:
+               lease_s: float | None = None, holder: str | None = None) -> dict[str, Any]:
         if status not in DESCRIPTIONS:
             raise InvalidStatus(f"Status code error: {status}")
         task = self.owned(task_id, user)
@@ -150,10 +164,10 @@ class TaskStore:
                     data=DESCRIPTIONS[status] if data is None else data)
         ttl = TTL[task["service"]]
         inflight = self._key("inflight", task["service"])
-        with self.r.pipeline(transaction=True) as p:
+        with self._held(task_id, holder) as p:
             p.set(self._key("task", task_id), json.dumps(task), ex=ttl)
             if status in FINAL:
-                p.delete(self._key("private", task_id))
+                p.delete(self._key("private", task_id), self._key("holder", task_id))
                 p.zrem(inflight, task_id)
             else:
                 if private is not None:
@@ -165,12 +179,31 @@ class TaskStore:
             p.execute()
         return task
 
-    def renew(self, task_id: str, user: str, lease_s: float) -> None:
+    def renew(self, task_id: str, user: str, lease_s: float, holder: str | None = None) -> None:
         """Extend the lease of an unfinished task (long work: a transfer, an upload awaited from the user)."""
         task = self.owned(task_id, user)
         if task["status"] in FINAL:
             raise UnknownTask(f"Task {task_id} is finished")
-        self.r.zadd(self._key("inflight", task["service"]), {task_id: time.time() + lease_s}, xx=True)
+        with self._held(task_id, holder) as p:
+            p.zadd(self._key("inflight", task["service"]), {task_id: time.time() + lease_s}, xx=True)
+
+    @contextmanager
+    def _held(self, task_id: str, holder: str | None) -> Iterator[redis.client.Pipeline]:
+        """A transaction that goes through only while `holder` (when given) still holds the task: a process whose
+        lease ran out and was claimed by another cannot overwrite what the new holder does."""
+        key = self._key("holder", task_id)
+        with self.r.pipeline(transaction=True) as p:
+            if holder:
+                p.watch(key)
+                current = p.get(key)
+                if current is not None and current.decode() != holder:
+                    raise LeaseLost(task_id)
+            p.multi()
+            yield p
+            try:
+                p.execute()
+            except redis.WatchError:  # claimed by another process between the check and the write
+                raise LeaseLost(task_id) from None
 
     def delete(self, task_id: str, user: str) -> None:
         """Marked not valid any more and gone after DELETED_TTL (as upstream)."""
@@ -179,15 +212,16 @@ class TaskStore:
         task.update(status="302", description=DESCRIPTIONS["302"], updated_at=stamp, last_modify=stamp)
         with self.r.pipeline(transaction=True) as p:
             p.set(self._key("task", task_id), json.dumps(task), ex=DELETED_TTL)
-            p.delete(self._key("private", task_id))
+            p.delete(self._key("private", task_id), self._key("holder", task_id))
             p.zrem(self._key("inflight", task["service"]), task_id)
             p.execute()
 
-    def claim(self, service: str, lease_s: float, limit: int = 20) -> list[Claimed]:
-        """Unfinished tasks of `service` whose lease ran out, now leased to the caller for `lease_s`."""
+    def claim(self, service: str, lease_s: float, limit: int = 20, holder: str = "") -> list[Claimed]:
+        """Unfinished tasks of `service` whose lease ran out, now leased to the caller (`holder`) for `lease_s`."""
         now = time.time()
         ids = [i.decode() for i in self._claim(keys=[self._key("inflight", service)],
-                                               args=[now, now + lease_s, limit])]
+                                               args=[now, now + lease_s, limit, holder, self._key("holder", ""),
+                                                     TTL[service]])]
         claimed = []
         for task_id in ids:
             task = self.get(task_id)

@@ -161,6 +161,24 @@ def test_a_task_whose_lease_ran_out_is_claimed_once(internal):
     internal.call("PUT", f"/{tid}", "alice", {"status": "200"})
 
 
+def test_a_process_that_lost_its_lease_cannot_undo_the_new_holders_work(site, internal):
+    """Fencing: after another process claimed the task, the first one's late updates and renewals are refused
+    (409), and the new holder's record stands."""
+    tid = internal.create(private="p", lease_s=0, holder="first")
+    claimed = internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000,
+                                                     "holder": "second"}).json()
+    assert tid in {t["task"]["task_id"] for t in claimed["tasks"]}
+    assert internal.call("PUT", f"/{tid}", "alice", {"status": "200", "data": "late", "holder": "first"}
+                         ).status_code == 409
+    assert internal.call("PUT", f"/{tid}", "alice", {"lease_s": 60, "holder": "first"}).status_code == 409
+    assert internal.call("PUT", f"/{tid}", "alice", {"lease_s": 60, "holder": "second"}).status_code == 200
+    assert internal.call("PUT", f"/{tid}", "alice", {"status": "200", "data": "done", "holder": "second"}
+                         ).status_code == 200
+    task = public(site, "alice", f"/{tid}").json()["task"]
+    assert (task["status"], task["data"]) == ("200", "done")
+    assert internal.call("POST", "/", "alice", {"service": "compute", "holder": "a b"}).status_code == 400
+
+
 def test_a_task_that_cannot_be_resumed_is_closed_with_a_reason(site, internal):
     tid = internal.create(lease_s=0)  # no private part: nothing to resume from
     internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000})

@@ -204,10 +204,10 @@ class FakeTasks:
         self.updates: list[tuple[str, Any]] = []
 
     def update(self, token: str, task_id: str, status: str, data: Any = None, lease_s: float | None = None,
-               patience_s: float = 0) -> None:
+               patience_s: float = 0, holder: str | None = None) -> None:
         self.updates.append((status, data))
 
-    def renew(self, token: str, task_id: str, lease_s: float) -> None:
+    def renew(self, token: str, task_id: str, lease_s: float, holder: str | None = None) -> None:
         pass
 
     @property
@@ -329,7 +329,7 @@ def machine(site_env, monkeypatch) -> Iterator[Any]:
 
         def transfer(self, op: str, args: dict[str, Any]) -> Any:
             work = {"op": op, "system": SYSTEM, "args": args, "user": USER, "token": "token", "request_id": "rid"}
-            t = module.Transfer(TASK, work, "100")
+            t = module.Transfer(TASK, work, "100", "holder-1")
             transfers.held[TASK] = t
             return t
 
