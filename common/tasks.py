@@ -10,6 +10,7 @@ import base64
 import functools
 import hashlib
 import json
+import secrets
 import threading
 import time
 from typing import Any
@@ -42,6 +43,18 @@ def envelope(task_id: str, status: int = 201, with_url: bool = True) -> tuple[Re
     if with_url:
         body["task_url"] = f"/tasks/{task_id}"
     return jsonify(body), status
+
+
+def new_work(user: Identity, system: str, op: str, args: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """What a service's background work needs to run (and to be resumed by another process): the task's private
+    part."""
+    return {"op": op, "system": system, "args": args, "user": user.username, "token": user.token,
+            "request_id": request_id}
+
+
+def work_identity(work: dict[str, Any]) -> Identity:
+    """The caller of a task's work; `background`: its certificates come from the resume route."""
+    return Identity(work["user"], work["token"], {}, background=True)
 
 
 def _fernet() -> Fernet:
@@ -126,6 +139,11 @@ class TasksClient:
         if reply.status_code != 200:
             raise FirecrestError(_error(reply), "Error updating task")
 
+    def create_held(self, user: Identity, service: str, work: dict[str, Any], lease_s: float) -> tuple[str, str]:
+        """A task for `work`, leased to this process under a fresh holder name: (task id, holder)."""
+        holder = secrets.token_hex(8)
+        return self.create(user, service, work["system"], private=work, lease_s=lease_s, holder=holder), holder
+
     def get(self, token: str, task_id: str) -> dict[str, Any] | None:
         """The task as its owner sees it; None when it does not exist or is another user's."""
         reply = self._call("GET", f"/{task_id}", token, {}, patience_s=2)
@@ -140,15 +158,16 @@ class TasksClient:
         if reply.status_code not in (204, 403, 404):
             raise FirecrestError(_error(reply), "Error deleting task")
 
-    def claim(self, service: str, lease_s: float, limit: int = 20,
-              holder: str | None = None) -> list[tuple[dict[str, Any], dict | None]]:
-        """Unfinished tasks of `service` whose owning process died, with their unsealed private parts; `holder`
-        holds them now."""
+    def claim(self, service: str, lease_s: float,
+              limit: int = 20) -> tuple[str, list[tuple[dict[str, Any], dict | None]]]:
+        """Unfinished tasks of `service` whose owning process died, with their unsealed private parts, leased to this
+        process under a fresh holder name: (holder, tasks)."""
+        holder = secrets.token_hex(8)
         reply = self._call("POST", "/claim", None,
                            {"service": service, "lease_s": lease_s, "limit": limit, "holder": holder})
         if reply.status_code != 200:
             raise Unavailable(_error(reply), "Task store unavailable")
-        return [(t["task"], unseal(t["private"]) if t["private"] else None) for t in reply.json()["tasks"]]
+        return holder, [(t["task"], unseal(t["private"]) if t["private"] else None) for t in reply.json()["tasks"]]
 
 
 def _error(reply: requests.Response) -> str:

@@ -10,7 +10,6 @@ job carries its task id in its comment), so nothing is submitted twice.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from common.auth import Identity
 from common.commands import Command, T
 from common.errors import CertificateError, FirecrestError
 from common.remote import run_as
-from common.tasks import OutcomeTooLarge, TaskGone, TasksClient
+from common.tasks import OutcomeTooLarge, TaskGone, TasksClient, new_work, work_identity
 
 log = logging.getLogger("firecrest.compute")
 
@@ -70,15 +69,13 @@ class Runner:
     def start(self, user: Identity, system: str, op: str, args: dict[str, Any], request_id: str) -> str:
         """Create the task and start its work; returns the task id at once."""
         self.ensure_recovery()
-        work = {"op": op, "system": system, "args": args, "user": user.username, "token": user.token,
-                "request_id": request_id}
-        holder = secrets.token_hex(8)
-        task_id = self.tasks.create(user, "compute", system, private=work, lease_s=LEASE_S, holder=holder)
+        work = new_work(user, system, op, args, request_id)
+        task_id, holder = self.tasks.create_held(user, "compute", work, LEASE_S)
         self.pool.submit(self._execute, task_id, work, time.monotonic() + LEASE_S, False, holder)
         return task_id
 
     def _execute(self, task_id: str, work: dict[str, Any], deadline: float, resumed: bool, holder: str) -> None:
-        user = Identity(work["user"], work["token"], {}, background=True)
+        user = work_identity(work)
         job = Job(task_id, user, work["system"], work.get("request_id", ""), deadline, resumed)
         try:
             status, data = "200", self.operations[work["op"]](job, work["args"])
@@ -119,8 +116,7 @@ class Runner:
             time.sleep(RECOVERY_INTERVAL_S)
 
     def recover_once(self) -> int:
-        holder = secrets.token_hex(8)
-        claimed = self.tasks.claim("compute", LEASE_S, limit=20, holder=holder)
+        holder, claimed = self.tasks.claim("compute", LEASE_S, limit=20)
         for task, work in claimed:
             if work is None:  # sealed with another credential: not ours to resume
                 log.error("task %s: its private part cannot be opened; not resumed", task["task_id"])

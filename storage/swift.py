@@ -28,6 +28,7 @@ from common.errors import FirecrestError
 SEGMENTS = "segments/"
 MAX_SEGMENTS = 1000  # Swift's default max_manifest_segments
 MiB = 1024 * 1024
+RAISE = object()  # Staging._call: a 404 is an error too
 MAX_SEGMENT_BYTES = 5 * 1024 * MiB  # Swift's default max_file_size (minus its 2 spare bytes)
 
 
@@ -68,10 +69,13 @@ class Staging:
                                                  key=self.config.key, retries=3, timeout=30)
         return conn
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, fn: Any, *args: Any, missing: Any = RAISE, **kwargs: Any) -> Any:
+        """One Swift call; its failures as StagingError, except a 404 when a `missing` value is given."""
         try:
             return fn(*args, **kwargs)
         except ClientException as e:
+            if e.http_status == 404 and missing is not RAISE:
+                return missing
             raise StagingError(f"Object storage error ({what}): {e.http_status or ''} {e.msg}".strip(),
                                "Object storage error") from e
         except Exception as e:  # connection refused, timeouts: the store is down
@@ -101,33 +105,13 @@ class Staging:
             self._containers.add(user)
 
     def head(self, user: str, task: str, name: str) -> dict[str, str] | None:
-        try:
-            return self._conn().head_object(user, f"{task}/{name}")
-        except ClientException as e:
-            if e.http_status == 404:
-                return None
-            raise StagingError(f"Object storage error (read object): {e.http_status} {e.msg}",
-                               "Object storage error") from e
-        except Exception as e:
-            raise StagingError(f"Object storage unreachable (read object): {e.__class__.__name__}",
-                               "Object storage error") from e
+        return self._call("read object", self._conn().head_object, user, f"{task}/{name}", missing=None)
 
-    def objects(self, user: str, task: str, under: str = "") -> list[StoredObject]:
+    def objects(self, user: str, task: str) -> list[StoredObject]:
         """The task's objects (names relative to the task), in name order."""
-        prefix = f"{task}/{under}"
-        try:
-            _, listing = self._conn().get_container(user, prefix=prefix, full_listing=True)
-        except ClientException as e:
-            if e.http_status == 404:
-                return []
-            raise StagingError(f"Object storage error (list): {e.http_status} {e.msg}", "Object storage error") from e
-        except Exception as e:
-            raise StagingError(f"Object storage unreachable (list): {e.__class__.__name__}",
-                               "Object storage error") from e
+        _, listing = self._call("list", self._conn().get_container, user, prefix=f"{task}/", full_listing=True,
+                                missing=(None, []))
         return [StoredObject(o["name"][len(task) + 1:], int(o["bytes"]), o["hash"]) for o in listing]
-
-    def segments(self, user: str, task: str) -> list[StoredObject]:
-        return self.objects(user, task, SEGMENTS)
 
     def write_manifest(self, user: str, task: str, name: str, segments: list[StoredObject], ttl_s: int) -> None:
         """Make <task>/<name> the static large object of `segments` (Swift checks each one's size and etag)."""
@@ -144,12 +128,7 @@ class Staging:
         """Delete every object of the task (segments included); returns how many there were."""
         found = self.objects(user, task)
         for obj in found:
-            try:
-                self._conn().delete_object(user, f"{task}/{obj.name}")
-            except ClientException as e:
-                if e.http_status != 404:
-                    raise StagingError(f"Object storage error (delete): {e.http_status} {e.msg}",
-                                       "Object storage error") from e
+            self._call("delete", self._conn().delete_object, user, f"{task}/{obj.name}", missing=None)
         return len(found)
 
     def sweep(self, max_age_s: float) -> int:
@@ -162,13 +141,8 @@ class Staging:
             _, listing = self._call("list", self._conn().get_container, container["name"], full_listing=True)
             for obj in listing:
                 if datetime.fromisoformat(obj["last_modified"]).replace(tzinfo=UTC) < cutoff:
-                    try:
-                        self._conn().delete_object(container["name"], obj["name"])
-                        removed += 1
-                    except ClientException as e:
-                        if e.http_status != 404:
-                            raise StagingError(f"Object storage error (sweep): {e.http_status}",
-                                               "Object storage error") from e
+                    self._call("sweep", self._conn().delete_object, container["name"], obj["name"], missing=None)
+                    removed += 1
         return removed
 
     # -- temp URLs -----------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import itertools
 import logging
 import math
 import posixpath
-import secrets
 import shlex
 import threading
 import time
@@ -34,7 +33,7 @@ from common.config import site
 from common.errors import FirecrestError
 from common.files import Remove, Rename
 from common.remote import feed_as, run_as
-from common.tasks import LeaseLost, TaskGone, TasksClient
+from common.tasks import LeaseLost, TaskGone, TasksClient, new_work, work_identity
 
 from . import xfer
 from .swift import MAX_SEGMENT_BYTES, MAX_SEGMENTS, SEGMENTS, MiB, Staging, StoredObject, segment_bytes, segment_name
@@ -89,7 +88,7 @@ class Transfer:
 
     @property
     def user(self) -> Identity:
-        return Identity(self.work["user"], self.work["token"], {}, background=True)
+        return work_identity(self.work)
 
     @property
     def username(self) -> str:
@@ -123,10 +122,8 @@ class Transfers:
 
     def start(self, user: Identity, system: str, op: str, args: dict[str, Any], request_id: str) -> str:
         self.ensure_watcher()
-        work = {"op": op, "system": system, "args": args, "user": user.username, "token": user.token,
-                "request_id": request_id}
-        holder = secrets.token_hex(8)
-        task_id = self.tasks.create(user, "storage", system, private=work, lease_s=LEASE_S, holder=holder)
+        work = new_work(user, system, op, args, request_id)
+        task_id, holder = self.tasks.create_held(user, "storage", work, LEASE_S)
         self._dispatch(Transfer(task_id, work, "100", holder))
         return task_id
 
@@ -421,8 +418,7 @@ class Transfers:
             log.info("removed %d staged objects older than every URL to them", removed)
 
     def recover_once(self) -> int:
-        holder = secrets.token_hex(8)
-        claimed = self.tasks.claim("storage", LEASE_S, limit=20, holder=holder)
+        holder, claimed = self.tasks.claim("storage", LEASE_S, limit=20)
         for task, work in claimed:
             if work is None:
                 log.error("task %s: its private part cannot be opened; not resumed", task["task_id"])
