@@ -15,7 +15,8 @@ from common import errors
 from common.commands import Command, Output, classify
 
 JOB_TIME = "24:00:00"
-COMMENT_PREFIX = "firecrest-task="
+# Not compute's `firecrest-task=`: a transfer that starts over runs a second job, a submission never does.
+COMMENT_PREFIX = "firecrest-transfer="
 MD5 = re.compile(r"[0-9a-f]{32}")
 
 # Pull: every stdin line is the URL of the next piece of the file; each is appended to the part file while its
