@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import shlex
 import statistics
 import subprocess
@@ -167,8 +168,6 @@ def main() -> None:
 
 
 def _ids(user: str) -> tuple[int, int]:
-    import pwd
-
     entry = pwd.getpwnam(user)
     return entry.pw_uid, entry.pw_gid
 

@@ -408,3 +408,10 @@ def test_objects_no_url_can_reach_are_swept(staging):
     assert staging.objects("alice", task_id)  # young: kept
     staging.sweep(max_age_s=-60)  # as if its URLs had expired
     assert staging.objects("alice", task_id) == []
+
+
+def test_status(api):
+    reply = api.get("/status", machine=None)
+    assert reply.status_code == 200 and reply.json() == {"success": "ack"}
+    hostile = requests.get(f"{api.base}/status", headers={"Authorization": "Bearer $(id)'\"`"}, timeout=30)
+    assert hostile.status_code == 401
