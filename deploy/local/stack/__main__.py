@@ -50,7 +50,7 @@ def check_ports(components: list[Component]) -> None:
 def reachable_by_others(stack: Stack) -> None:
     """Service users (munge, mysql, swift, the cluster users) must be able to traverse to the stack dir,
     and the gateway's services (user `firecrest`) to read the code (Python cannot import from a dir it cannot list)."""
-    mkdir(stack.dir, 0o755)
+    mkdir(stack.dir, 0o711)  # traversable, not listable: each component's directory sets who reads it
     mode = stack.repo.stat().st_mode
     if mode & 0o055 != 0o055:
         os.chmod(stack.repo, mode | 0o055)

@@ -6,6 +6,7 @@ Daemons are tracked by pid file and stopped by pid, never by process name.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -110,11 +111,23 @@ def chown(path: Path, user: str) -> None:
     os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def mkdir(path: Path, mode: int = 0o755, owner: str | None = None) -> Path:
+def system_user(name: str) -> str:
+    """An unprivileged account for a daemon (no login, no home), created when missing."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        run(["useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name])
+    return name
+
+
+def mkdir(path: Path, mode: int = 0o755, owner: str | None = None, group: str | None = None) -> Path:
+    """A directory with exactly this mode; `group` alone gives root:group (read by a daemon, written by root)."""
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, mode)
     if owner:
         chown(path, owner)
+    elif group:
+        os.chown(path, 0, grp.getgrnam(group).gr_gid)
     return path
 
 

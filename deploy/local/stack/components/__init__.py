@@ -31,9 +31,10 @@ PORTS = {
 
 
 def all_components(stack: Stack) -> list[Component]:
-    from . import gateway, keycloak, login, redis, services, slurm, swift, users
+    from . import firewall, gateway, keycloak, login, redis, services, slurm, swift, users
 
     return [
+        firewall.Firewall(stack),  # before any backend listens
         keycloak.Keycloak(stack),  # slow to start: runs in the background while the rest comes up
         users.Users(stack),
         slurm.Munge(stack),

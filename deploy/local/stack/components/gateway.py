@@ -62,7 +62,7 @@ class Gateway(Component):
         return [PORTS["gateway"]]
 
     def prepare(self) -> None:
-        mkdir(self.dir, 0o755)
+        mkdir(self.dir, 0o750, group="haproxy")
         jwks = json.dumps(fetch_jwks(JWKS_WAIT, self.stack.log / "keycloak.log"), indent=1) + "\n"
         before = [f.read_text() if f.exists() else None for f in (self.config, self.dir / "jwks.json")]
         write(self.dir / "jwks.json", jwks)

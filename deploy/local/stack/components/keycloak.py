@@ -2,6 +2,9 @@
 
 The server distribution comes from Maven Central (it is in no other registry) into a cache outside the repo, is
 extracted into the stack dir and built once; its dev-file H2 database lives there too, so data survive down/up.
+
+The distribution is owned by root and read-only to the `keycloak` account that runs the server; only `data/` (the
+database with every client secret and the realm's signing key) is the server's, and readable by it alone.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from ..component import Component
-from ..core import HOST, Daemon, SiteError, Stack, mkdir, remove, run, running, write
+from ..core import HOST, Daemon, SiteError, Stack, mkdir, remove, run, running, system_user, write
 from . import PORTS
 
 VERSION = "26.7.3"
@@ -25,6 +28,7 @@ URL = f"http://{HOST}:{PORTS['keycloak']}"
 # Build-time options: changing them needs a new `kc.sh build` (tracked by a stamp file).
 BUILD_OPTIONS = ["--db=dev-file", "--health-enabled=true"]
 UNIX_USERS = ("alice", "bob")
+ACCOUNT = "keycloak"  # the unprivileged account the server runs as
 
 
 def cache_dir() -> Path:
@@ -112,6 +116,7 @@ class Keycloak(Component):
             ],
             pidfile=stack.run / "keycloak.pid",
             ready=self._ready,
+            user=ACCOUNT,
             cwd=self.home,
             timeout=180,
             # kc.sh runs java as a child and forwards SIGTERM to it; give Keycloak time to shut down cleanly
@@ -126,9 +131,11 @@ class Keycloak(Component):
         if running(self.daemon):
             return
         java = java_home()
+        system_user(ACCOUNT)
         self._extract()
         self._build(java)
         self._stage_realm()
+        self._own()
         self.daemon.env = {
             "JAVA_HOME": str(java),
             "KC_BOOTSTRAP_ADMIN_USERNAME": "admin",  # used only when the master realm is created
@@ -146,7 +153,8 @@ class Keycloak(Component):
         tmp = self.stack.path("keycloak.tmp")
         remove(tmp)
         mkdir(tmp)
-        run(["tar", "xzf", str(tarball), "-C", str(tmp)])
+        # As root, tar keeps the archive's owners (uid 1001 there, a cluster user here) unless told not to.
+        run(["tar", "xzf", str(tarball), "--no-same-owner", "--no-same-permissions", "-C", str(tmp)])
         new = tmp / f"keycloak-{VERSION}"
         if (self.home / "data").is_dir():  # another version was here: keep its database
             shutil.move(self.home / "data", new / "data")
@@ -179,6 +187,17 @@ class Keycloak(Component):
         if dest.exists():
             remove(self.home / "data" / "h2")
         write(dest, text, mode=0o600)
+
+    def _own(self) -> None:
+        """Root owns the distribution (the server cannot change the code it runs); the server owns only `data/`.
+
+        Also heals a distribution unpacked by an older `up` with the archive's owners."""
+        run(["chown", "-R", "root:root", str(self.home)])
+        run(["chmod", "-R", "go-w", str(self.home)])
+        mkdir(self.home, 0o750, group=ACCOUNT)
+        data = mkdir(self.home / "data", 0o700, owner=ACCOUNT)
+        run(["chown", "-R", f"{ACCOUNT}:{ACCOUNT}", str(data)])
+        run(["chmod", "-R", "go-rwx", str(data)])
 
     def daemons(self) -> list[Daemon]:
         return [self.daemon]

@@ -3,13 +3,12 @@ services (as the unprivileged `firecrest` user, which cannot read the CA key).""
 
 from __future__ import annotations
 
-import pwd
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from ..component import Component
-from ..core import HOST, Daemon, run
+from ..core import HOST, Daemon, system_user
 from . import PORTS, swift
 from .keycloak import REALM
 from .keycloak import URL as KEYCLOAK_URL
@@ -48,10 +47,7 @@ class Services(Component):
         return [PORTS[s.name] for s in SERVICES]
 
     def prepare(self) -> None:
-        try:
-            pwd.getpwnam(SERVICE_USER)
-        except KeyError:
-            run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER])
+        system_user(SERVICE_USER)
 
     def _env(self, service: Service) -> dict[str, str]:
         env = {

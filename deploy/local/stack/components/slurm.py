@@ -63,7 +63,7 @@ class MariaDB(Component):
     def prepare(self) -> None:
         mkdir(self.dir, 0o755)
         mkdir(self.dir / "log", 0o750, owner="mysql")
-        mkdir(self.dir / "run", 0o755, owner="mysql")
+        mkdir(self.dir / "run", 0o750, owner="mysql")  # its socket takes any local user; slurmdbd uses TCP
         render(
             CLUSTER / "my.cnf.in",
             self.cnf,

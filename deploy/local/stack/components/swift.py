@@ -42,7 +42,7 @@ class Swift(Component):
         return [PORTS[p] for p in ("memcached", "swift-object", "swift-container", "swift-account", "swift-proxy")]
 
     def prepare(self) -> None:
-        d = mkdir(self.dir)
+        d = mkdir(self.dir, 0o750, group="swift")  # rings and configuration: Swift's alone
         devices = mkdir(d / "devices", owner="swift")
         mkdir(devices / "d1", 0o750, owner="swift")
         # A copy in the stack dir: the swift user may not be able to reach the repo.

@@ -11,6 +11,7 @@ from ..core import SiteError, mkdir, ok, run
 
 USERS = ("alice", "bob")
 SCRATCH = Path(os.environ.get("FIRECREST_SCRATCH_DIR", "/scratch"))
+LOGIN_SHELL = "/bin/sh"  # dash
 SCRATCH_SIZE = "16G"  # sparse image: only what is written takes disk space
 
 
@@ -40,6 +41,7 @@ class Users(Component):
         for user in USERS:
             self.ensure_user(user)
         self.mount_scratch()
+        os.chmod(self.image, 0o600)  # the raw filesystem holds every user's scratch files
         for user in USERS:
             mkdir(SCRATCH / user, 0o700, owner=user)
 
@@ -48,9 +50,12 @@ class Users(Component):
         try:
             pwd.getpwnam(user)
         except KeyError:
-            run(["useradd", "--create-home", "--shell", "/bin/bash", "--user-group", user])
+            run(["useradd", "--create-home", "--user-group", user])
         # No password, but not "locked" either: sshd with UsePAM no refuses a `!` hash even for certificates.
-        run(["usermod", "-p", "*", user])
+        # sshd runs the ForceCommand as `<login shell> -c ...`, and Debian's bash then sources ~/.bashrc, which the
+        # user can write: it would run before the allow-list and outside the audit log. dash reads no startup file
+        # for `-c`, so API calls run nothing of the user's but the allowed program (README, "Security model").
+        run(["usermod", "-p", "*", "--shell", LOGIN_SHELL, user])
         home = Path(pwd.getpwnam(user).pw_dir)
         mkdir(home, 0o700, owner=user)
 
