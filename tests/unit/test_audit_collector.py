@@ -1,8 +1,16 @@
-"""The audit collector reads the key id out of the certificate and never trusts the rest for identity."""
+"""The audit collector: the key id read out of the certificate, the user from the kernel, one line per command
+written when it ends, and a command whose wrapper vanished recorded as "lost", never missing."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
@@ -12,7 +20,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 _loader = SourceFileLoader("audit_collector", str(REPO / "deploy/cluster/audit-collector"))
 collector = module_from_spec(spec_from_loader("audit_collector", _loader))
+sys.modules["audit_collector"] = collector  # dataclasses look their module up
 _loader.exec_module(collector)
+WAIT = 20  # seconds: a bound on waiting for what must happen
 
 
 def certificate_blob(tmp_path: Path, kind: str, key_id: str) -> str:
@@ -38,8 +48,90 @@ def test_plain_key_and_garbage_have_no_key_id(tmp_path):
 
 def test_record_takes_the_user_from_the_kernel_not_the_message(tmp_path):
     blob = certificate_blob(tmp_path, "ed25519", "alice@req-7")
-    message = f"<13>Nov 25 03:42:26 firecrest-shell: 0 {blob} req-7 ls -l -- 'user=root; x'".encode()
-    record = collector.record(message, uid=0)
+    cmd = collector.parse_start(f"start {blob} req-7 ls -l -- 'user=root; x'".encode(), uid=0)
+    record = collector.record(cmd, 0)
     assert record["user"] == "root" and record["uid"] == 0
     assert record["key_id"] == "alice@req-7" and record["request_id"] == "req-7"
     assert record["status"] == 0 and record["command"] == "ls -l -- 'user=root; x'"
+
+
+@pytest.mark.parametrize("message", [b"", b"start", b"start - rid", b"end 0", b"firecrest-shell: 0 - rid ls"])
+def test_anything_but_a_start_record_is_not_a_start(message):
+    assert collector.parse_start(message, uid=0) is None
+
+
+@pytest.fixture
+def running(tmp_path) -> Iterator[tuple[Path, Path, socket.socket]]:
+    """The collector serving a socket in tmp_path (as the test's own user and group); yields the socket path,
+    the log and the socket that stops it."""
+    path, log = tmp_path / "audit.sock", tmp_path / "audit.log"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(str(path))
+    listener.listen(16)
+    stop, wakeup = socket.socketpair()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    thread = threading.Thread(target=collector.Collector(listener, fd, os.getegid(), wakeup).serve, daemon=True)
+    thread.start()
+    yield path, log, stop
+    stop.send(b"x")
+    thread.join(timeout=WAIT)
+    os.close(fd)
+    listener.close()
+
+
+def connect(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock.settimeout(WAIT)
+    sock.connect(str(path))
+    return sock
+
+
+def lines(log: Path, count: int) -> list[dict]:
+    deadline = time.monotonic() + WAIT
+    while len(found := log.read_text().splitlines()) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [json.loads(line) for line in found]
+
+
+def test_one_line_per_command_when_it_ends(running):
+    path, log, _ = running
+    with connect(path) as sock:
+        sock.send(b"start - rid-1 ID=rid-1 ls -- x")
+        assert sock.recv(16) == b"ok"
+        assert log.read_text() == ""  # written when the command ends, with its status
+        sock.send(b"end 2")
+    [line] = lines(log, 1)
+    assert (line["request_id"], line["status"], line["command"]) == ("rid-1", 2, "ID=rid-1 ls -- x")
+    assert (line["uid"], line["key_id"]) == (os.getuid(), "-") and line["started"] <= line["time"]
+
+
+def test_a_vanished_wrapper_leaves_a_lost_record(running):
+    path, log, _ = running
+    with connect(path) as sock:
+        sock.send(b"start - rid-2 ID=rid-2 sleep 300")
+        assert sock.recv(16) == b"ok"
+    [line] = lines(log, 1)
+    assert (line["request_id"], line["status"]) == ("rid-2", "lost")
+
+
+def test_commands_in_flight_are_written_when_the_collector_stops(running):
+    path, log, stop = running
+    with connect(path) as sock:
+        sock.send(b"start - rid-3 ID=rid-3 sleep 300")
+        assert sock.recv(16) == b"ok"
+        stop.send(b"x")
+        [line] = lines(log, 1)
+        assert (line["request_id"], line["status"]) == ("rid-3", "lost")
+
+
+@pytest.mark.parametrize("first", [b"end 0", b"firecrest-shell: 0 - rid-4 ls", b"start"])
+def test_a_connection_without_a_valid_start_record_gets_no_answer(running, first):
+    path, log, _ = running
+    with connect(path) as sock:
+        sock.send(first)
+        assert sock.recv(16) == b""  # closed, no "ok"
+    with connect(path) as sock:  # the collector is still there
+        sock.send(b"start - rid-5 true")
+        assert sock.recv(16) == b"ok"
+        sock.send(b"end 0")
+    assert [line["request_id"] for line in lines(log, 1)] == ["rid-5"]

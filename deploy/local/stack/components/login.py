@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import grp
 import hashlib
+import os
 from pathlib import Path
 
 from ..component import Component
-from ..core import HOST, Daemon, mkdir, port_open, render, run
+from ..core import HOST, Daemon, SiteError, mkdir, port_open, render, run
 from . import PORTS
 from .slurm import CLUSTER
+
+# The only group that may connect to the audit collector's socket; the wrapper is setgid to it and drops it once
+# connected, so users' own processes and jobs cannot send records. It owns nothing else.
+AUDIT_GROUP = "firecrest-audit"
 
 
 class LoginNode(Component):
@@ -37,6 +43,7 @@ class LoginNode(Component):
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest site user CA", "-f", str(ca_key)])
         ca_key.chmod(0o600)
         mkdir(self.dir, 0o755)
+        audit_group()
         host_key = self.dir / "ssh_host_ed25519_key"
         if not host_key.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest login node", "-f", str(host_key)])
@@ -65,16 +72,23 @@ class LoginNode(Component):
         run(["/usr/sbin/sshd", "-t", "-f", str(self.dir / "sshd_config")])
 
     def _build_wrapper(self, wrapper: Path, allowed: Path) -> None:
-        """Compile the ForceCommand wrapper with this site's paths (only when the source or paths change)."""
+        """Compile the ForceCommand wrapper with this site's paths (only when the source or paths change) and
+        install it setgid to the audit group."""
+        if os.statvfs(self.dir).f_flag & os.ST_NOSUID:
+            raise SiteError(f"{self.dir} is on a nosuid filesystem: the login wrapper cannot reach the audit log")
         source = CLUSTER / "firecrest-shell.c"
         defines = [f'-DALLOWED_FILE="{allowed}"', f'-DAUDIT_SOCKET="{self.audit_socket}"']
         stamp = self.dir / "firecrest-shell.built"
         wanted = hashlib.sha256(source.read_bytes() + " ".join(defines).encode()).hexdigest()
+        gid = grp.getgrnam(AUDIT_GROUP).gr_gid
         if wrapper.exists() and stamp.exists() and stamp.read_text() == wanted:
-            return
+            st = wrapper.stat()
+            if (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, gid, 0o2755):
+                return
         tmp = wrapper.with_name("firecrest-shell.new")
         run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", *defines, "-o", str(tmp), str(source)])
-        tmp.chmod(0o755)
+        os.chown(tmp, 0, gid)
+        tmp.chmod(0o2755)  # after chown, which clears the setgid bit
         tmp.replace(wrapper)
         stamp.write_text(wanted)
 
@@ -82,7 +96,8 @@ class LoginNode(Component):
         return [
             Daemon(
                 "audit-collector",
-                ["/usr/bin/python3", str(CLUSTER / "audit-collector"), str(self.audit_socket), str(self.audit_log)],
+                ["/usr/bin/python3", str(CLUSTER / "audit-collector"), str(self.audit_socket), str(self.audit_log),
+                 AUDIT_GROUP],
                 self.stack.run / "audit-collector.pid",
                 ready=self.audit_socket.exists,
             ),
@@ -105,5 +120,15 @@ class LoginNode(Component):
     def describe(self) -> list[str]:
         return [
             f"sshd {HOST}:{PORTS['sshd']} (user certificates from CA {self.ca_dir / 'user_ca.pub'} only)",
-            f"allow-list {self.dir / 'allowed-commands'}, audit log {self.audit_log}",
+            f"allow-list {self.dir / 'allowed-commands'}, audit log {self.audit_log} (socket {self.audit_socket}: "
+            f"root and group {AUDIT_GROUP} only; the wrapper is setgid to it)",
         ]
+
+
+def audit_group() -> str:
+    """The audit group, created when missing (a system group with no members)."""
+    try:
+        grp.getgrnam(AUDIT_GROUP)
+    except KeyError:
+        run(["groupadd", "--system", AUDIT_GROUP])
+    return AUDIT_GROUP
