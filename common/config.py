@@ -70,6 +70,7 @@ class AuthConfig:
 class Limits:
     max_file_size_mb: int = 5
     command_timeout_s: int = 5
+    sync_commands_per_user: int = 8  # per service process (common/ssh.py UserSlots); 0: no bound
 
 
 @dataclass(frozen=True)

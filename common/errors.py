@@ -153,6 +153,27 @@ class RemoteError(FirecrestError):
     header = "X-Error"
 
 
+class NotText(FirecrestError):
+    """Content that must be returned as text is not UTF-8: refused, never altered (the contract has no closer
+    header than its generic one)."""
+
+    header = "X-Error"
+
+
+class TooManyRequests(FirecrestError):
+    """A per-user bound is reached: nothing was done, the client may retry after `retry_after_s` (pyfirecrest
+    does, reading Retry-After)."""
+
+    status = 429
+
+    def __init__(self, error: str, description: str, retry_after_s: int = 1) -> None:
+        super().__init__(error, description)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
 def to_response(err: FirecrestError) -> tuple[dict[str, Any], int, dict[str, str]]:
     return err.body(), err.status, err.headers()
 

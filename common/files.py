@@ -66,7 +66,9 @@ class Compress(Done):
                 *(["--dereference"] if self.dereference else []), "-C", operand(directory or "."), "--", base or "."]
 
 
-EXTRACTORS = {".zip": "zip", ".tar": "tar", ".gz": "tar", ".tgz": "tar", ".bz2": "tar", ".xz": "tar"}
+# Compound names too: pyfirecrest and upstream's tests send `extension=tar.gz` (with or without the dot).
+EXTRACTORS = {".zip": "zip", ".tar": "tar", ".gz": "tar", ".tgz": "tar", ".bz2": "tar", ".tbz2": "tar", ".xz": "tar",
+              ".txz": "tar", ".tar.gz": "tar", ".tar.bz2": "tar", ".tar.xz": "tar"}
 
 
 class Extract(Done):

@@ -7,7 +7,9 @@ characters (newlines among them), empty values and oversized ones.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from flask import request
 
@@ -59,17 +61,88 @@ def present(name: str) -> bool:
     return name in _source()
 
 
-def count(name: str, operation: str) -> int | None:
-    """A non-negative integer parameter, or None when absent."""
+# The one integer parser for request values: ASCII digits only (`str.isdigit` takes "²" and "٣", which `int`
+# refuses) and a bounded length, so no value can make `int` fail or grow without limit.
+DIGITS = re.compile(r"[0-9]{1,18}", re.ASCII)
+
+
+def integer(value: str) -> int | None:
+    """`value` as a non-negative integer, or None when it is not one."""
+    return int(value) if DIGITS.fullmatch(value) else None
+
+
+def count(name: str, operation: str, maximum: int = 10**18 - 1) -> int | None:
+    """A non-negative integer parameter (at most `maximum`), or None when absent; anything else is a 400."""
     value = _source().get(name)
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 18:
-        raise BadRequest(f"'{name}' must be a non-negative integer", f"Error on {operation} operation")
-    return int(value)
+    number = integer(value)
+    if number is None or number > maximum:
+        bound = f"from 0 to {maximum}" if maximum < 10**18 - 1 else "of at most 18 digits, 0 or more"
+        raise BadRequest(f"'{name}' must be an integer {bound}, in ASCII digits", f"Error on {operation} operation")
+    return number
 
 
 def number(name: str) -> int | None:
-    """A positive integer, or None when absent or not one (paging: the contract then returns everything)."""
-    value = _source().get(name, "")
-    return int(value) if value.isdigit() and 0 < len(value) <= 9 and int(value) > 0 else None
+    """A positive integer, or None when absent or not one (ls paging: the contract then returns everything)."""
+    value = integer(_source().get(name, ""))
+    return value if value and value < 10**9 else None
+
+
+JSON_MAX_BYTES = 64 * 1024
+JSON_MAX_DEPTH = 32
+JSON_MAX_DIGITS = 64
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of arrays and objects, counted outside strings (before the recursive parser sees it)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped, in_string = ch == "\\", ch != '"'
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _bounded_number(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        if len(text) > JSON_MAX_DIGITS:
+            raise _Refused(f"a number longer than {JSON_MAX_DIGITS} characters")
+        return kind(text)
+    return parse
+
+
+def _no_constant(text: str) -> Any:
+    raise _Refused(f"{text} (not JSON)")
+
+
+def json_value(raw: str, name: str, description: str) -> Any:
+    """A JSON parameter, bounded in size, nesting and number length: a hostile value is a 400 that says what was
+    wrong, never a RecursionError or int's digit limit (500)."""
+    def refuse(why: str) -> BadRequest:
+        return BadRequest(f"Invalid JSON in '{name}': {why}", description)
+
+    if len(raw) > JSON_MAX_BYTES:
+        raise refuse(f"longer than {JSON_MAX_BYTES} characters")
+    if _depth(raw) > JSON_MAX_DEPTH:
+        raise refuse(f"nested deeper than {JSON_MAX_DEPTH} levels")
+    try:
+        return json.loads(raw, parse_int=_bounded_number(int), parse_float=_bounded_number(float),
+                          parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise refuse(f"{e.msg} at character {e.pos}") from None
+    except (_Refused, ValueError, RecursionError) as e:
+        raise refuse(str(e)[:200]) from None

@@ -63,6 +63,37 @@ class CertificatorClient:
         return response.json()["certificate"]
 
 
+class UserSlots:
+    """A bound on each user's synchronous commands running at once in this process (a request thread waits on
+    each one): one more is refused at once with 429, so one user can never hold every thread of the service.
+    Background work of tasks (`Identity.background`) runs on its own threads and is not counted."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    @contextmanager
+    def hold(self, identity: Identity, system: str) -> Iterator[None]:
+        user = identity.username
+        if identity.background or self.limit <= 0:
+            yield
+            return
+        with self._lock:
+            if self._held.get(user, 0) >= self.limit:
+                raise errors.TooManyRequests(
+                    f"{self.limit} of your commands are running on {system} at once, the most allowed: wait for "
+                    "one to end, then try again", "Too many commands at once")
+            self._held[user] = self._held.get(user, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[user] -= 1
+                if not self._held[user]:
+                    del self._held[user]
+
+
 @dataclass(eq=False)
 class Connection:
     transport: paramiko.Transport
@@ -81,6 +112,7 @@ class SSHPool:
         self._lock = threading.Lock()
         self._pools: dict[tuple[str, str], list[Connection]] = {}
         self._opening: dict[tuple[str, str], threading.Lock] = {}
+        self.slots = UserSlots(site.limits.sync_commands_per_user)
         self.opened = 0  # connections opened since start (tests and benchmarks read it)
 
     # -- connections ---------------------------------------------------------------------------------------
@@ -176,6 +208,11 @@ class SSHPool:
     def run(self, system: System, identity: Identity, command: Command[T], request_id: str = "",
             stdin: bytes | None = None, max_output: int | None = None) -> T:
         """Run `command` as the user; `stdin`, when given (even empty), is sent and closed."""
+        with self.slots.hold(identity, system.name):
+            return self._run(system, identity, command, request_id, stdin, max_output)
+
+    def _run(self, system: System, identity: Identity, command: Command[T], request_id: str,
+             stdin: bytes | None, max_output: int | None) -> T:
         timeout_s = self.site.limits.command_timeout_s if command.timeout else None
         line = command.line(timeout_s, request_id)
         # A pooled connection may have died since its last use (sshd restarted): retry on a new one. A refused
@@ -236,10 +273,7 @@ class SSHPool:
         try:
             chan.exec_command(line)
             if stdin is not None:
-                # EOF only after input: sent on a channel the server has already closed (a quick command
-                # without input), it made sshd drop the whole connection ("ieof ... nonexistent channel").
-                chan.sendall(stdin)
-                chan.shutdown_write()
+                _send_input(transport, chan, stdin)
             return _collect(chan, deadline, max_output)
         finally:
             chan.close()
@@ -250,6 +284,20 @@ class SSHPool:
                 for conn in conns:
                     conn.transport.close()
             self._pools.clear()
+
+
+def _send_input(transport: paramiko.Transport, chan: paramiko.Channel, data: bytes) -> None:
+    """Write a command's input, then EOF. A command that exits before reading it all (dd that cannot open its
+    target) closes the channel under us: that is the command's result (its status and stderr), not a dead
+    connection, as long as the connection itself is alive."""
+    try:
+        # EOF only after input: sent on a channel the server has already closed (a quick command without
+        # input), it made sshd drop the whole connection ("ieof ... nonexistent channel").
+        chan.sendall(data)
+        chan.shutdown_write()
+    except OSError:
+        if not transport.is_active() or not (chan.closed or chan.eof_received or chan.exit_status_ready()):
+            raise
 
 
 def _collect(chan: paramiko.Channel, deadline: float, max_output: int | None) -> Output:

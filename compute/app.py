@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 from typing import Any
 
 from flask import Flask, Response, request
@@ -21,13 +20,14 @@ from werkzeug.utils import secure_filename
 
 from common import params
 from common.app import create_app, identity, machine, request_id
-from common.commands import FileKind
 from common.config import site
-from common.errors import ADirectory, BadRequest, UnknownMachineCompute
+from common.errors import BadRequest, UnknownMachineCompute
 from common.remote import run
 from common.tasks import client, envelope
 
-from . import slurm
+from . import dependency, environment, slurm
+from .names import account as valid_account
+from .names import node_list
 from .operations import OPERATIONS
 from .runner import Runner
 
@@ -74,21 +74,19 @@ def paging(operation: str) -> dict[str, Any]:
     return {"page_size": size, "page_number": number}
 
 
-def submission(description: str) -> dict[str, Any]:
-    """account and env, as sbatch will get them."""
+def submission(target: str, script: bytes) -> dict[str, Any]:
+    """account, env and the script's dependency, as sbatch will get them."""
     account = request.form.get("account")
     if account is not None:
         account = params.text("account", "submit") if account else None
         if account is None:
             raise BadRequest("'account' is empty", "Invalid account")
+        account = valid_account(account)
     raw_env = request.form.get("env")
-    env = None
-    if raw_env:
-        try:
-            env = slurm.check_env(json.loads(raw_env))
-        except json.JSONDecodeError as e:
-            raise BadRequest(f"Invalid JSON in 'env': {e.msg}", description) from None
-    return {"account": account, "env": env}
+    env = environment.parse_env(raw_env) if raw_env else None
+    spec = dependency.requested(script)
+    spec = dependency.allowed(lambda command: run(target, command), identity().username, spec) if spec else ""
+    return {"account": account, "env": env, "dependency": spec}
 
 
 def upload(target: str) -> tuple[Response, int]:
@@ -100,18 +98,16 @@ def upload(target: str) -> tuple[Response, int]:
     script = file.read()
     if not script:
         raise BadRequest("Batch file is empty", SUBMIT_FAILED)
-    args = submission(SUBMIT_FAILED)
+    args = submission(target, script)
     args.update(script=base64.b64encode(script).decode(), filename=secure_filename(file.filename) or "script.sh")
     return start("submit", target, args, 201)
 
 
 def by_path(target: str) -> tuple[Response, int]:
     path = params.text("targetPath", "submit")
-    args = submission(SUBMIT_FAILED)
-    kind = run(target, FileKind(path))  # a missing or unreadable script is the caller's mistake: say it now
-    if kind == "directory":
-        raise ADirectory(f"{path} is a directory", SUBMIT_FAILED)
-    return start("submit", target, {**args, "path": path}, 201)
+    # Read as the caller: a missing, unreadable or directory script is the caller's mistake, said at once.
+    head = run(target, dependency.ScriptHead(path))
+    return start("submit", target, {**submission(target, head), "path": path}, 201)
 
 
 def create() -> Flask:
@@ -171,13 +167,12 @@ def create() -> Flask:
     @app.get("/nodes")
     def list_nodes() -> tuple[Response, int]:
         target = system("nodes")
-        return start("nodes", target, {"nodes": names("nodes", "nodes")})
+        return start("nodes", target, {"nodes": node_list(params.text("nodes", "nodes", required=False))})
 
     @app.get("/nodes/<name>")
     def get_node(name: str) -> tuple[Response, int]:
         target = system("nodes")
-        params.check(name, "nodes", "nodes")
-        return start("nodes", target, {"nodes": [name]})
+        return start("nodes", target, {"nodes": node_list(params.check(name, "nodes", "nodes"))})
 
     @app.get("/partitions")
     def list_partitions() -> tuple[Response, int]:

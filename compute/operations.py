@@ -37,7 +37,8 @@ def submit(job: Job, args: dict[str, Any]) -> dict[str, Any]:
             script = args["path"]
             workdir = posixpath.dirname(script) or "/"
         job.before_change()
-        jobid = job.run(slurm.Submit(script, workdir, job.task_id, args.get("account"), args.get("env")))
+        jobid = job.run(slurm.Submit(script, workdir, job.task_id, args.get("account"), args.get("env"),
+                                     args.get("dependency", "")))
     result = {"result": "Job submitted", "jobid": jobid}
     try:
         files, extra = job.run(slurm.JobFiles(jobid)), "Job info returned successfully"

@@ -17,8 +17,11 @@ from common import errors
 from common.commands import Command, Output, classify
 from common.params import valid_job_id
 
+from .dependency import check as check_dependency
+from .environment import check_env
+from .names import node_list
+
 COMMENT_PREFIX = "firecrest-task="  # every job we submit carries its task id, to be found again after a crash
-SUBMIT_FAILED = "Failed to submit job"
 
 
 def _job_ids(jobs: list[str] | None) -> list[str]:
@@ -33,63 +36,22 @@ def _job_ids(jobs: list[str] | None) -> list[str]:
 # Submission
 
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _export_safe(value: str) -> str | None:
-    """Why sbatch would not give `value` to the job literally inside `--export=ALL,K=V,...`, or None.
-
-    sbatch (22.05, _find_quote_token) splits the list on commas outside quotes; `'` and `"` toggle a quoted
-    state each but are kept in the value. So a comma outside quotes starts a new variable, and an unclosed
-    quote swallows every following variable into this one. Backslashes escape nothing. All else ($(), `, =,
-    spaces, non-ASCII) arrives as it is.
-    """
-    single = double = False
-    for ch in value:
-        if ch == "'":
-            single = not single
-        elif ch == '"':
-            double = not double
-        elif ch == "," and not single and not double:
-            return "a comma outside quotes (sbatch --export would split the value there)"
-    if single or double:
-        return "an unbalanced quote (sbatch --export would merge the following variables into it)"
-    return None
-
-
-def check_env(env: object) -> dict[str, str]:
-    """The `env` form field (already JSON-decoded) as the variables sbatch will set, or BadRequest."""
-    if not isinstance(env, dict):
-        raise errors.BadRequest("'env' must be a JSON object of variable names to values", SUBMIT_FAILED)
-    checked: dict[str, str] = {}
-    for key, raw in env.items():
-        if not ENV_NAME.fullmatch(key):
-            raise errors.BadRequest(f"Invalid environment variable name {key[:64]!r}", SUBMIT_FAILED)
-        if not isinstance(raw, str | int | float):  # bool is an int
-            raise errors.BadRequest(f"The value of {key} must be a string, a number or a boolean", SUBMIT_FAILED)
-        value = str(raw)  # as upstream flattened the JSON: true -> "True", 1.5 -> "1.5"
-        if CONTROL.search(value):
-            raise errors.BadRequest(f"The value of {key} contains a control character", SUBMIT_FAILED)
-        reason = _export_safe(value)
-        if reason:
-            raise errors.BadRequest(f"The value of {key} contains {reason}", SUBMIT_FAILED)
-        checked[key] = value
-    return checked
-
-
 class Submit(Command[str]):
     """sbatch; returns the job id (a string, as the contract has it)."""
 
     name = "sbatch"
 
     def __init__(self, script: str, workdir: str, tag: str, account: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, dependency: str = "") -> None:
         self.script, self.workdir, self.tag, self.account = script, workdir, tag, account
         self.env = check_env(env) if env else {}  # again here: the argv must never depend on the caller's care
+        check_dependency(dependency)  # its syntax, again here (the jobs' owner was checked by the request)
+        self.dependency = dependency
 
     def argv(self) -> list[str]:
-        words = ["sbatch", "--parsable", f"--chdir={self.workdir}", f"--comment={COMMENT_PREFIX}{self.tag}"]
+        # --dependency always: the command line overrides the script's directives (see dependency.py).
+        words = ["sbatch", "--parsable", f"--chdir={self.workdir}", f"--comment={COMMENT_PREFIX}{self.tag}",
+                 f"--dependency={self.dependency}"]
         if self.account:
             words.append(f"--account={self.account}")
         if self.env:
@@ -594,11 +556,12 @@ class Nodes(Command[list[dict]]):
     name = "scontrol"
 
     def __init__(self, names: list[str] | None = None) -> None:
-        self.names = list(dict.fromkeys(names or []))  # scontrol prints a repeated name twice
+        self.names = node_list(names)  # checked hostlist syntax; repeats dropped (scontrol prints them twice)
 
     def argv(self) -> list[str]:
-        # Several nodes are one comma-separated word (a second word is "too many arguments for keyword:show").
-        return ["scontrol", "-a", "show", "-o", "node", *([",".join(self.names)] if self.names else [])]
+        # One comma-separated word ("too many arguments" otherwise), after `--`: getopt permutes, so a name
+        # anywhere else could still be read as an option.
+        return ["scontrol", "-a", "show", "-o", "node", *(["--", ",".join(self.names)] if self.names else [])]
 
     def result(self, output: Output) -> list[dict]:
         if output.status != 0 and not output.err:

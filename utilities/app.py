@@ -18,7 +18,7 @@ from common import files, params
 from common.app import create_app, machine, request_id
 from common.commands import Groups, Whoami
 from common.config import site
-from common.errors import BadRequest, FirecrestError, NotFound
+from common.errors import BadRequest, FirecrestError, NotFound, NotText
 from common.remote import run
 
 from . import commands as c
@@ -181,7 +181,13 @@ def create() -> Flask:
 
     @app.get("/view")
     def view():  # noqa: ANN202
-        return reply(read_file("view", "targetPath").decode(errors="replace"), "Success to view file.")
+        data = read_file("view", "targetPath")
+        try:
+            return reply(data.decode(), "Success to view file.")
+        except UnicodeDecodeError as e:
+            raise NotText(f"File is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                          "/utilities/download returns its bytes", "Failed to view file content",
+                          header_value="File is not UTF-8 text") from None
 
     @app.get("/checksum")
     def checksum():  # noqa: ANN202
@@ -207,7 +213,10 @@ def create() -> Flask:
         name = sent.filename or ""
         if name in ("", ".", "..") or "/" in name or params.CONTROL.search(name) or len(name) > 255:
             raise BadRequest("'file' has an invalid file name", "Error on upload operation")
-        run(system, c.Upload(directory, name), stdin=sent.read())
+        data, command = sent.read(), c.Upload(directory, name)
+        if len(data) > c.PROBE_ABOVE:  # a bad target is the same 400 as for a small file, found before sending
+            run(system, c.Writable(command.path))
+        run(system, command, stdin=data)
         return reply("", "File upload successful", 201)
 
     @app.delete("/rm")

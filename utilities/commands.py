@@ -172,3 +172,20 @@ class Upload(Done):
         return ["dd", f"of={self.path}", "bs=1M", "status=none"]
 
 
+# Larger uploads open their target first: a command that fails while megabytes are still being sent to it closes
+# its channel under the sender, and data that crosses that close makes sshd drop the whole pooled connection.
+PROBE_ABOVE = 64 * 1024
+
+
+class Writable(Done):
+    """Opens `path` for writing as the upload will (creating it empty if missing), and writes nothing."""
+
+    name = "upload"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def argv(self) -> list[str]:
+        return ["dd", f"of={self.path}", "count=0", "conv=notrunc", "status=none"]
+
+

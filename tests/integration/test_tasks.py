@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 
 import pytest
 import redis
 import requests
 
+HOLDER = f"tests-{uuid.uuid4().hex[:12]}"
 STATUS_KEYS = {"task_id", "hash_id", "user", "status", "description", "data", "service", "system", "created_at",
                "updated_at", "last_modify"}
 
@@ -31,7 +33,10 @@ class Internal:
         return requests.request(method, self.url + path, json=payload, headers=headers, timeout=10)
 
     def create(self, user: str = "alice", **payload) -> str:
-        reply = self.call("POST", "/", user, {"service": "compute", "system": "cluster", **payload})
+        """A task of the service `test`, which no live process claims, leased to this test for the longest lease
+        (the service's own recovery never takes a test's task: no race with the site the tests run beside)."""
+        defaults = {"service": "test", "system": "cluster", "lease_s": 3600, "holder": HOLDER}
+        reply = self.call("POST", "/", user, {**defaults, **payload})
         assert reply.status_code == 201, reply.text
         assert reply.json()["task_url"] == f"/tasks/{reply.json()['hash_id']}"
         return reply.json()["hash_id"]
@@ -48,7 +53,7 @@ def public(site, user: str, path: str = "", **params) -> requests.Response:
 
 
 def test_new_task_as_the_contract_shows_it(site, internal):
-    tid = internal.create(data="Queued")
+    tid = internal.create(data="Queued", service="compute")  # held by this test: compute's recovery leaves it
     reply = public(site, "alice", f"/{tid}")
     assert reply.status_code == 200
     task = reply.json()["task"]
@@ -58,6 +63,7 @@ def test_new_task_as_the_contract_shows_it(site, internal):
     assert (task["user"], task["service"], task["system"]) == ("alice", "compute", "cluster")
     assert task["task_url"] == f"/tasks/{tid}" and task["hash_id"] == task["task_id"] == tid
     time.strptime(task["created_at"], "%Y-%m-%dT%H:%M:%S")
+    internal.call("PUT", f"/{tid}", "alice", {"status": "200", "holder": HOLDER})  # out of compute's in-flight set
 
 
 def test_listing_by_ids_and_in_full(site, internal):
@@ -152,10 +158,10 @@ def test_delete_retires_the_task(site, internal):
 
 def test_a_task_whose_lease_ran_out_is_claimed_once(internal):
     tid = internal.create(private="resume-me", lease_s=0)
-    first = internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000}).json()
+    first = internal.call("POST", "/claim", None, {"service": "test", "lease_s": 60, "limit": 1000}).json()
     mine = [t for t in first["tasks"] if t["task"]["task_id"] == tid]
     assert mine and mine[0]["private"] == "resume-me"
-    second = internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000}).json()
+    second = internal.call("POST", "/claim", None, {"service": "test", "lease_s": 60, "limit": 1000}).json()
     assert tid not in {t["task"]["task_id"] for t in second["tasks"]}  # leased to the first claimer
     # a final status takes it out of the in-flight set for good
     internal.call("PUT", f"/{tid}", "alice", {"status": "200"})
@@ -165,7 +171,7 @@ def test_a_process_that_lost_its_lease_cannot_undo_the_new_holders_work(site, in
     """Fencing: after another process claimed the task, the first one's late updates and renewals are refused
     (409), and the new holder's record stands."""
     tid = internal.create(private="p", lease_s=0, holder="first")
-    claimed = internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000,
+    claimed = internal.call("POST", "/claim", None, {"service": "test", "lease_s": 60, "limit": 1000,
                                                      "holder": "second"}).json()
     assert tid in {t["task"]["task_id"] for t in claimed["tasks"]}
     assert internal.call("PUT", f"/{tid}", "alice", {"status": "200", "data": "late", "holder": "first"}
@@ -181,7 +187,7 @@ def test_a_process_that_lost_its_lease_cannot_undo_the_new_holders_work(site, in
 
 def test_a_task_that_cannot_be_resumed_is_closed_with_a_reason(site, internal):
     tid = internal.create(lease_s=0)  # no private part: nothing to resume from
-    internal.call("POST", "/claim", None, {"service": "compute", "lease_s": 60, "limit": 1000})
+    internal.call("POST", "/claim", None, {"service": "test", "lease_s": 60, "limit": 1000})
     task = public(site, "alice", f"/{tid}").json()["task"]
     assert task["status"] == "400" and "nothing more will happen" in task["data"]
 
@@ -206,11 +212,12 @@ def test_status_route(site):
 
 def test_lifetimes_follow_the_contract(site, internal):
     store = redis.Redis.from_url(site.env["REDIS_URL"])
-    compute = internal.create()
+    compute = internal.create(service="compute")  # held by this test: compute's recovery leaves it
     assert 86400 - 5 <= store.ttl(f"firecrest:task:{compute}") <= 86400
     internal.call("PUT", f"/{compute}", "alice", {"status": "200"})
     assert 86400 - 5 <= store.ttl(f"firecrest:task:{compute}") <= 86400  # every update renews it
     storage = internal.create(service="storage")
     assert 604800 - 5 <= store.ttl(f"firecrest:task:{storage}") <= 604800
+    internal.call("PUT", f"/{storage}", "alice", {"status": "400", "holder": HOLDER})
     internal.call("DELETE", f"/{compute}", "alice")
     assert store.ttl(f"firecrest:task:{compute}") <= 300

@@ -11,6 +11,7 @@ import pytest
 
 from common import errors, params
 from common.commands import Output
+from compute import names as names_module
 from compute import slurm
 
 HOSTILE = ["-rf", "--help", "a b", "$(id)", "it's", '"q"', "`id`", "x;y", "a|b"]
@@ -54,18 +55,19 @@ def test_commands_refuse_invalid_ids():
 def test_submit_keeps_every_value_one_word(hostile):
     command = slurm.Submit(f"/home/alice/{hostile}", f"/home/{hostile}", "abc123", hostile, {"V": "x y"})
     assert words(command) == ["sbatch", "--parsable", f"--chdir=/home/{hostile}", "--comment=firecrest-task=abc123",
-                              f"--account={hostile}", "--export=ALL,V=x y", "--", f"/home/alice/{hostile}"]
+                              "--dependency=", f"--account={hostile}", "--export=ALL,V=x y", "--",
+                              f"/home/alice/{hostile}"]
 
 
 def test_submit_without_account_and_env():
     assert words(slurm.Submit("-s.sh", "/w", "t", None, None)) == [
-        "sbatch", "--parsable", "--chdir=/w", "--comment=firecrest-task=t", "--", "-s.sh"]
+        "sbatch", "--parsable", "--chdir=/w", "--comment=firecrest-task=t", "--dependency=", "--", "-s.sh"]
 
 
 def test_submit_export_list():
     # Each of these values arrived in the job's environment exactly as written (checked with `env` in a job).
     env = {"A": "$(id)", "B": "`id`", "C": "a=b", "D": "x y", "E": '"q"', "F": "'a,b'", "G": "", "H": "é"}
-    export = words(slurm.Submit("/s", "/w", "t", None, env))[4]
+    export = words(slurm.Submit("/s", "/w", "t", None, env))[5]
     assert export == "--export=ALL,A=$(id),B=`id`,C=a=b,D=x y,E=\"q\",F='a,b',G=,H=é"
 
 
@@ -429,9 +431,18 @@ def test_nodes():
     ]
 
 
-@pytest.mark.parametrize("hostile", ["-x", "a b", "$(id)", "n[1-2]"])
-def test_nodes_by_name_are_one_word(hostile):
-    assert words(slurm.Nodes([hostile, "n1", hostile])) == ["scontrol", "-a", "show", "-o", "node", f"{hostile},n1"]
+@pytest.mark.parametrize("names", [["n[1-2]", "n1", "n[1-2]"], ["nid[001-004,7]-gpu,x.y"], ["a_b", "9z"]])
+def test_nodes_by_name_are_one_word_after_the_separator(names):
+    expected = ",".join(dict.fromkeys(h for n in names for h in names_module.TOP_LEVEL_COMMA.split(n)))
+    assert words(slurm.Nodes(names)) == ["scontrol", "-a", "show", "-o", "node", "--", expected]
+
+
+@pytest.mark.parametrize("hostile", ["--version", "-x", "a b", "$(id)", "n[1-", "n[a-b]", "a,,b", "é", "n²", "",
+                                     "x=y", "a;b", "n[1-2]]"])
+def test_node_names_outside_hostlist_syntax_are_refused(hostile):
+    with pytest.raises(errors.BadRequest) as caught:
+        slurm.Nodes([hostile])
+    assert "'nodes'" in caught.value.error
 
 
 def test_unknown_node_is_a_clear_error():
