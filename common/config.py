@@ -50,6 +50,7 @@ class StorageConfig:
     internal_url: str = ""  # Swift as the cluster's transfer jobs reach it
     temp_url_ttl_s: int = 604800  # how long a staged object and its URLs live (the contract's 7 days)
     segment_size_mb: int = 128  # larger files travel as segments (a static large object in Swift)
+    max_transfers_per_user: int = 8  # external transfers in flight at once (waiting uploads included)
     user: str = field(default="", repr=False)  # from the environment
     key: str = field(default="", repr=False)
 

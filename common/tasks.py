@@ -153,6 +153,13 @@ class TasksClient:
             raise FirecrestError(_error(reply), "Error reading task")
         return reply.json()["task"]
 
+    def mine(self, token: str) -> dict[str, dict[str, Any]]:
+        """Every task of the token's user, by id (a storage service counts the user's transfers in flight)."""
+        reply = self._call("GET", "/", token, {}, patience_s=2)
+        if reply.status_code != 200:
+            raise FirecrestError(_error(reply), "Error reading tasks")
+        return reply.json()["tasks"]
+
     def delete(self, token: str, task_id: str) -> None:
         reply = self._call("DELETE", f"/{task_id}", token, {}, patience_s=2)
         if reply.status_code not in (204, 403, 404):

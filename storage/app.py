@@ -74,6 +74,19 @@ def upload_target(target_system: str, target: str, name: str) -> str:
     return final
 
 
+def download_size(source_system: str, source: str) -> int:
+    """The size of the file to download; it must be a regular file the caller can read (checked now)."""
+    try:
+        size = run(source_system, xfer.FileSize(source))
+        if not run(source_system, xfer.Access(source, "-r")):
+            raise PermissionDenied(f"{source}: Permission denied")
+    except FirecrestError as e:
+        err = _path_error(e)
+        err.description = "sourcePath error"
+        raise err from None
+    return size
+
+
 PATH_ERRORS = (InvalidPath, PermissionDenied, NotADirectory, ADirectory)
 
 
@@ -109,24 +122,18 @@ def create() -> Flask:
         name = posixpath.basename(source)
         if name in ("", ".", ".."):
             raise BadRequest("'sourcePath' must name a file", "Failed to upload file")
-        final = upload_target(target_system, target, name)
-        args = {"source": source, "name": name, "target": final}
-        return envelope(transfers().start(identity(), target_system, "upload", args, request_id()))
+        with transfers().admission.admit(identity()):
+            final = upload_target(target_system, target, name)
+            args = {"source": source, "name": name, "target": final}
+            return envelope(transfers().start(identity(), target_system, "upload", args, request_id()))
 
     @app.post("/xfer-external/download")
     def external_download() -> tuple[Response, int]:
         source_system = system("download")
         source = params.text("sourcePath", "download")
-        try:
-            size = run(source_system, xfer.FileSize(source))
-            if not run(source_system, xfer.Access(source, "-r")):
-                raise PermissionDenied(f"{source}: Permission denied")
-        except FirecrestError as e:
-            err = _path_error(e)
-            err.description = "sourcePath error"
-            raise err from None
-        args = {"source": source, "size": size}
-        return envelope(transfers().start(identity(), source_system, "download", args, request_id()))
+        with transfers().admission.admit(identity()):
+            args = {"source": source, "size": download_size(source_system, source)}
+            return envelope(transfers().start(identity(), source_system, "download", args, request_id()))
 
     @app.post("/xfer-external/invalidate")
     def invalidate() -> tuple[Response, int]:
@@ -140,7 +147,7 @@ def create() -> Flask:
         if task is None or task.get("service") != "storage":
             raise BadRequest("Invalid X-Task-Id", INVALIDATE_FAILED)
         try:
-            staging().remove(caller.username, task_id)
+            staging().retire(task_id)  # its URLs end first: nothing more can arrive
         except FirecrestError:
             raise BadRequest("Could not invalidate URL", INVALIDATE_FAILED) from None
         client().delete(caller.token, task_id)

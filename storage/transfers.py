@@ -1,11 +1,14 @@
 """External transfers: each task moves through the contract's codes, and survives a restart of this service.
 
-Upload (user -> cluster): 100 -> 111 (the client gets a PUT temp URL and a command) -> the upload arrives
-(watched every WATCH_INTERVAL_S) -> 112 (complete) -> 113 (an xfer job pulls it, md5 of every piece checked
-against Swift's etags, then renamed onto the target) -> 114, or 115 with the reason. A segmented upload goes
-111 -> 113 at its first segment (pulled while the rest arrive; if they stop coming, the job ends and the task
-waits for the whole upload). The staged objects are then removed.
+Each task has its own area in the object store (swift.py), whose URLs all end when the task does.
+
+Upload (user -> cluster): 100 -> 111 (the client gets PUT temp URLs and a command) -> the upload arrives
+(watched every WATCH_INTERVAL_S at first, less often the longer it takes) -> 112 (complete) -> 113 (an xfer job
+pulls it, md5 of every piece checked against Swift's etags, then renamed onto the target) -> 114, or 115 with
+the reason. A segmented upload goes 111 -> 113 at its first segment (pulled while the rest arrive; if they stop
+coming, the job ends and the task waits for the whole upload). The area is then removed.
 Download (cluster -> user): 100 -> 116 (an xfer job pushes the file) -> 117 with a GET temp URL, or 118.
+A user has at most storage.max_transfers_per_user of them in flight (limits.py).
 
 Each unfinished task is leased (tasks service): this process renews the leases of the tasks it holds; if it
 dies, another storage process claims them and goes on from the task's status. Every step can run again: a
@@ -14,18 +17,15 @@ resumed pull or push first cancels the job a dead process may have left running,
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import posixpath
-import shlex
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from common.auth import Identity
 from common.commands import Command, T
@@ -35,42 +35,24 @@ from common.files import Remove, Rename
 from common.remote import feed_as, run_as
 from common.tasks import LeaseLost, TaskGone, TasksClient, new_work, work_identity
 
-from . import xfer
-from .swift import MAX_SEGMENT_BYTES, MAX_SEGMENTS, SEGMENTS, MiB, Staging, StoredObject, segment_bytes, segment_name
+from . import upload, xfer
+from .limits import Admission
+from .swift import MAX_SEGMENT_BYTES, MAX_SEGMENTS, MiB, Staging, StoredObject, segment_bytes, segment_name
+from .upload import TransferFailed
 
 log = logging.getLogger("firecrest.storage")
 
 LEASE_S = 60.0  # generous: a process that loses a live transfer's lease would see it redone by another
 RENEW_EVERY_S = 10.0
 RECOVERY_EVERY_S = 5.0
-WATCH_INTERVAL_S = 0.25  # how soon an uploaded object is noticed
+WATCH_INTERVAL_S = 0.25  # how soon an uploaded object is noticed (in the first seconds of the wait)
+WATCH_MAX_INTERVAL_S = 2.0  # ... and at most this long after: a long wait is watched less often
+WATCH_SLOWDOWN = 20  # the interval grows to 1/20 of the time waited so far
 FEED_INTERVAL_S = 0.1  # how soon a pull job gets the next segment of an upload in progress
 STALL_S = 120.0  # a pull job waits this long for the client's next segment
 SWEEP_EVERY_S = 3600.0
 JOB_URL_TTL_S = 86400  # the URLs a transfer job uses (it starts at once; it is bounded by its time limit)
 CANCEL_WAIT_S = 15.0
-
-# The client's command: one PUT for a file up to one segment, else the segments and then the object itself,
-# empty, saying how many segments there are (the service then writes the static large object's manifest).
-# At most 1000 segments: a larger file gets larger segments (whole MiB: dd counts them).
-# `sh` and `curl` only (dd for the pieces): pyfirecrest runs it with subprocess, without a shell of its own.
-CLIENT_UPLOAD = (
-    'f=$1; u=$2; s=$3; q=$4; seg=$5; size=$(($(wc -c < "$f"))) || exit 1; '
-    'least=$(((size + 999) / 1000)); least=$(((least + 1048575) / 1048576 * 1048576)); '
-    '[ "$least" -gt "$seg" ] && seg=$least; '
-    'if [ "$size" -le "$seg" ]; then exec curl -fsS -X PUT -T "$f" "$u?$q"; fi; '
-    'mb=$((seg / 1048576)); n=$(((size + seg - 1) / seg)); i=0; '
-    'while [ "$i" -lt "$n" ]; do '
-    'dd if="$f" bs=1048576 skip=$((i * mb)) count="$mb" 2>/dev/null '
-    '| curl -fsS -X PUT -T - "$s$(printf %08d "$i")?$q" || exit 1; i=$((i + 1)); '
-    'done; '
-    'exec curl -fsS -X PUT -H "X-Object-Meta-Segments: $n" -T /dev/null "$u?$q"'
-)
-
-
-class TransferFailed(FirecrestError):
-    """The transfer itself went wrong (not the request): the task ends with this reason."""
-
 
 class Stalled(Exception):
     """The client stopped sending an upload's segments: stop pulling, and wait for the whole upload."""
@@ -85,6 +67,8 @@ class Transfer:
     resumed: bool = False
     busy: bool = field(default=False)  # a step is running in the pool
     whole: bool = False  # an upload that stalled: pull it only once complete
+    waiting_since: float = field(default_factory=time.monotonic)  # for the client's upload (status 111)
+    next_check: float = 0.0  # when the watcher looks for it next (time.monotonic)
 
     @property
     def user(self) -> Identity:
@@ -110,6 +94,7 @@ class Transfers:
     def __init__(self, tasks: TasksClient, staging: Staging, workers: int = 16) -> None:
         self.tasks = tasks
         self.staging = staging
+        self.admission = Admission(tasks, site().storage.max_transfers_per_user)
         # A transfer holds its thread for as long as its job runs (a pull, as long as the client uploads); the
         # quick steps (an upload's instructions) have their own, so they never wait behind transfers.
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="storage-transfer")
@@ -156,7 +141,7 @@ class Transfers:
         except Stalled:
             log.info("task %s: the upload stopped arriving; waiting for all of it", t.task_id)
             t.whole = True
-            t.status = "111"
+            t.status, t.waiting_since, t.next_check = "111", time.monotonic(), 0.0
         except FirecrestError as e:
             self._finish(t, failure, self._failure_data(t, e.error))
         except Exception:
@@ -171,10 +156,16 @@ class Transfers:
         t.status = status
 
     def _finish(self, t: Transfer, status: str, data: Any) -> None:
-        """Record the outcome, then remove what is staged (an upload's pieces, a failed transfer's leftovers): in
-        this order, a process killed in between leaves objects that expire by themselves, never a task that
-        is resumed without its object."""
+        """End the client's upload URLs, record the outcome, then remove the area (an upload's pieces, a failed
+        transfer's leftovers): once a client sees the outcome, its URLs take nothing more; a process killed
+        before the area is removed leaves it to the sweep, never a task that is resumed without its object (a
+        resumed pull reads with the job's URLs, which live on until then)."""
         self._drop(t)
+        if t.work["op"] == "upload":
+            try:
+                self.staging.end_urls(t.task_id, job=False)
+            except FirecrestError as e:
+                log.warning("task %s: upload URLs not ended: %s", t.task_id, e.error)
         try:
             self.tasks.update(t.user.token, t.task_id, status, data, holder=t.holder)
         except LeaseLost as e:
@@ -191,7 +182,7 @@ class Transfers:
 
     def _unstage(self, t: Transfer) -> None:
         try:
-            self.staging.remove(t.username, t.task_id)
+            self.staging.retire(t.task_id)
         except FirecrestError as e:
             log.warning("task %s: staged objects not removed: %s", t.task_id, e.error)
 
@@ -212,65 +203,17 @@ class Transfers:
     # -- upload --------------------------------------------------------------------------------------------
 
     def _offer(self, t: Transfer) -> None:
-        """What the client needs to upload straight to Swift (status 111)."""
+        """What the client needs to upload straight to Swift (status 111), into the task's own area: its URLs
+        live as long as the contract's temp URLs, and the jobs that pull may start up to that late."""
         user, task, name = t.username, t.task_id, t.args["name"]
-        self.staging.ensure_container(user)
-        url = self.staging.temp_url(user, task, "", "PUT", public=True, prefix=True)
-        address, query = url.split("?", 1)
-        object_url, segments_url = address + quote(name), address + quote("segments/")
-        segment = site().storage.segment_size_mb * MiB
-        command = shlex.join(["sh", "-c", CLIENT_UPLOAD, "firecrest-upload", t.args["source"], object_url,
-                              segments_url, query, str(segment)])
-        msg = {
-            "parameters": {"method": "PUT", "url": f"{object_url}?{query}", "data": {}, "files": t.args["source"],
-                           "json": {}, "headers": {}, "params": {}},
-            "command": command,
-            "large_files": {
-                "segment_size": segment,
-                "max_segments": MAX_SEGMENTS,
-                "segment_url": f"{segments_url}{{index:08d}}?{query}",
-                "how": (f"A file larger than {segment} bytes: PUT its consecutive pieces of {segment} bytes (the last "
-                        "may be shorter; larger pieces, in whole MiB, if that would make more than max_segments) "
-                        "to segment_url with index 0, 1, ...; then PUT an empty body to the upload URL with the "
-                        "header 'X-Object-Meta-Segments: <number of pieces>'. The command does this by itself, "
-                        "and the transfer to the cluster starts with the first piece."),
-            },
-        }
+        storage = site().storage
+        self.staging.open_area(task, storage.temp_url_ttl_s + JOB_URL_TTL_S)
+        msg = upload.offer(self.staging, task, t.args["source"], name, storage.segment_size_mb * MiB)
         data = {"user": user, "system_name": t.system, "target": t.args["target"], "source": name,
                 "status": "111", "hash_id": task, "msg": msg}
         self._update(t, "111", data)
-        log.info("task %s: waiting for %s/%s/%s", task, user, task, name)
-
-    def _staged(self, t: Transfer) -> tuple[list[StoredObject], bool]:
-        """The pieces uploaded so far, in order (segments 0, 1, ... without gaps), and whether that is all.
-
-        The upload is complete once the object itself is there: the whole file (a single PUT), or an empty object
-        announcing how many segments came before it; the segments then become a static large object.
-        """
-        user, task, name = t.username, t.task_id, t.args["name"]
-        found = self.staging.objects(user, task)
-        segments = [o for o in found if o.name.startswith(SEGMENTS)]
-        contiguous = list(itertools.takewhile(lambda pair: pair[1].name == segment_name(pair[0]),
-                                              enumerate(segments)))
-        pieces = [o for _, o in contiguous]
-        if not any(o.name == name for o in found):
-            return pieces, False
-        head = self.staging.head(user, task, name)
-        if head is None:
-            raise TransferFailed("The file is no longer in the staging area; start a new upload")
-        if head.get("x-static-large-object", "").lower() == "true":  # manifest written by an earlier run
-            return pieces, True
-        announced = head.get("x-object-meta-segments")
-        if announced is None:
-            if segments:
-                raise TransferFailed("The upload sent segments, then the whole file without saying how many")
-            return [StoredObject(name, int(head["content-length"]), head["etag"].strip('"'))], True
-        if not announced.isdigit() or int(announced) != len(segments) or not 0 < len(segments) <= MAX_SEGMENTS:
-            raise TransferFailed(f"The upload announced {announced[:20]} segments, but {len(segments)} arrived")
-        if len(pieces) != len(segments):
-            raise TransferFailed("The uploaded segments are not numbered 0, 1, 2, ... without gaps")
-        self.staging.write_manifest(user, task, name, segments, site().storage.temp_url_ttl_s)
-        return pieces, True
+        t.waiting_since, t.next_check = time.monotonic(), 0.0
+        log.info("task %s: waiting for %s", task, name)
 
     def _pull(self, t: Transfer) -> None:
         """Pull the upload into a part file next to the target, verify it, rename it onto the target.
@@ -279,9 +222,9 @@ class Transfers:
         one's URL on its input as soon as Swift has it. If the client stops sending for STALL_S, the job ends
         and the task waits for the complete upload instead (it holds no slot of the xfer partition meanwhile).
         """
-        user, task, target = t.username, t.task_id, t.args["target"]
+        task, name, target = t.task_id, t.args["name"], t.args["target"]
         summary = self._summary(t)
-        pieces, complete = self._staged(t)
+        pieces, complete = upload.pieces(self.staging, task, name)
         if complete:
             self._update(t, "112", summary)
         self._update(t, "113", summary)
@@ -295,7 +238,8 @@ class Transfers:
                 last_progress = time.monotonic()
                 while True:
                     for piece in pieces[len(fed):]:
-                        url = self.staging.temp_url(user, task, piece.name, "GET", public=False, ttl_s=JOB_URL_TTL_S)
+                        url = self.staging.temp_url(task, piece.name, "GET", public=False, ttl_s=JOB_URL_TTL_S,
+                                                    job=True)
                         job.send(f"{url}\n".encode())
                         fed.append(piece)
                         last_progress = time.monotonic()
@@ -304,7 +248,7 @@ class Transfers:
                     if time.monotonic() - last_progress > STALL_S:
                         break
                     time.sleep(FEED_INTERVAL_S)
-                    pieces, complete = self._staged(t)
+                    pieces, complete = upload.pieces(self.staging, task, name)
                 out = job.finish()
             if not complete:
                 raise Stalled(task)
@@ -315,7 +259,6 @@ class Transfers:
             size = t.run(xfer.FileSize(part))
             if size != sum(p.size for p in fed):
                 raise TransferFailed(f"Size mismatch: staged {sum(p.size for p in fed)} bytes, pulled {size}")
-            self.staging.expire(user, task, [p.name for p in fed], site().storage.temp_url_ttl_s)
             t.run(Rename(part, target))
         except (FirecrestError, Stalled):
             try:
@@ -328,7 +271,8 @@ class Transfers:
     # -- download ------------------------------------------------------------------------------------------
 
     def _push(self, t: Transfer) -> None:
-        user, task, source, size = t.username, t.task_id, t.args["source"], t.args["size"]
+        """Push the file into the task's area with the job's URLs; at 117 those end, the client's GET URL lives."""
+        task, source, size = t.task_id, t.args["source"], t.args["size"]
         name = posixpath.basename(source)
         storage = site().storage
         # One object up to Swift's limit: read back fastest (a static large object's GET costs more); beyond it,
@@ -337,26 +281,26 @@ class Transfers:
         count = max(1, math.ceil(size / segment))
         if segment > MAX_SEGMENT_BYTES:
             raise TransferFailed(f"The file is larger than {MAX_SEGMENTS} segments of {MAX_SEGMENT_BYTES} bytes")
-        self.staging.ensure_container(user)
         self._update(t, "116", self._summary(t))
         if t.resumed:
             self._cancel_jobs(t)
-            self.staging.remove(user, task)
+            self.staging.retire(task)
+        self.staging.open_area(task, 2 * JOB_URL_TTL_S)  # until 117 (the job runs up to a day)
         names = [name] if count == 1 else [segment_name(i) for i in range(count)]
-        urls = [self.staging.temp_url(user, task, n, "PUT", public=False, ttl_s=JOB_URL_TTL_S) for n in names]
+        urls = [self.staging.temp_url(task, n, "PUT", public=False, ttl_s=JOB_URL_TTL_S, job=True) for n in names]
         partition = site().systems[t.system].xfer_partition
         t.run(xfer.Push(partition, task, source, segment // MiB if count > 1 else 0),
               stdin="".join(u + "\n" for u in urls).encode())
-        stored = {o.name: o for o in self.staging.objects(user, task)}
+        stored = {o.name: o for o in self.staging.listing(task) or []}  # looked up by the names it should have
         sizes = [stored[n].size if n in stored else -1 for n in names]
         expected = [min(segment, size - i * segment) for i in range(count)] if count > 1 else [size]
         if sizes != expected:
             raise TransferFailed(f"The file changed or was not fully read: {sum(max(s, 0) for s in sizes)} bytes "
                                  f"staged of {size}")
         if count > 1:
-            self.staging.write_manifest(user, task, name, [stored[n] for n in names], storage.temp_url_ttl_s)
-        self.staging.expire(user, task, names, storage.temp_url_ttl_s)
-        url = self.staging.temp_url(user, task, name, "GET", public=True)
+            self.staging.write_manifest(task, name, [stored[n] for n in names])
+        url = self.staging.temp_url(task, name, "GET", public=True)
+        self.staging.end_urls(task, client=False, expires_in=storage.temp_url_ttl_s + 60)
         self._finish(t, "117", {"url": url, **self._summary(t)})
 
     def _cancel_jobs(self, t: Transfer) -> None:
@@ -387,17 +331,23 @@ class Transfers:
                     self._loops[name].start()
 
     def check_arrivals(self) -> None:
+        """Look for the uploads that are due: each listing costs the object store a request, so an upload is
+        looked for every WATCH_INTERVAL_S in the first seconds of its wait, then less and less often (at most
+        WATCH_MAX_INTERVAL_S apart): a client that runs the command at once is noticed at once, and a
+        forgotten upload costs little."""
+        now = time.monotonic()
         with self._lock:
-            waiting = [t for t in self.held.values() if t.status == "111" and not t.busy]
-        for t in waiting:
+            due = [t for t in self.held.values() if t.status == "111" and not t.busy and t.next_check <= now]
+        for t in due:
+            waited = now - t.waiting_since
+            t.next_check = now + min(WATCH_MAX_INTERVAL_S, max(WATCH_INTERVAL_S, waited / WATCH_SLOWDOWN))
             try:
-                staged = self.staging.objects(t.username, t.task_id)
-                arrived = any(o.name == t.args["name"] for o in staged) if t.whole else bool(staged)
+                found = upload.arrived(self.staging, t.task_id, t.args["name"], t.whole)
             except FirecrestError as e:
                 log.warning("task %s: %s", t.task_id, e.error)
                 continue
-            if arrived:
-                log.info("task %s: the object has arrived", t.task_id)
+            if found:
+                log.info("task %s: the upload has arrived", t.task_id)
                 t.busy = True
                 self.pool.submit(self._step, t)
 

@@ -43,11 +43,11 @@ def staging(site) -> Staging:
 
 
 def unstaged(staging: Staging, task_id: str) -> bool:
-    """The task's objects are removed (right after its outcome is recorded)."""
+    """The task's area (its objects and container) is removed (right after its outcome is recorded)."""
     deadline = time.monotonic() + 10
-    while staging.objects("alice", task_id) and time.monotonic() < deadline:
+    while staging.listing(task_id) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
-    return staging.objects("alice", task_id) == []
+    return staging.listing(task_id) is None
 
 
 def random_file(path: Path, size: int) -> str:
@@ -147,7 +147,7 @@ def test_round_trip_6gib(api, staging, workdir, home_dir):
 
     task_id, task = download(api, str(landed), timeout=600)
     assert task["status"] == "117", task
-    head = staging.head("alice", task_id, "big-copy.bin")
+    head = staging.head(task_id, "big-copy.bin")
     assert head["x-static-large-object"] == "True" and int(head["content-length"]) == size
     landed.unlink()
     back = workdir / "back.bin"
@@ -279,7 +279,7 @@ def test_invalidate(api, bob_api, home_dir):
     assert requests.get(url, timeout=30).status_code == 200
     reply = invalidate(api, task_id)
     assert reply.status_code == 201 and reply.json() == {"success": "URL invalidated successfully"}
-    assert requests.get(url, timeout=30).status_code == 404
+    assert requests.get(url, timeout=30).status_code == 401  # its key is gone with the area
     assert api.task(task_id)["status"] == "302"
 
 
@@ -294,24 +294,31 @@ def test_urls_are_bound_to_object_method_and_time(api, staging, workdir, home_di
     tampered = url.replace(sig, ("0" if sig[0] != "0" else "1") + sig[1:])
     assert requests.get(tampered, timeout=30).status_code == 401
     assert requests.get(url.replace("/u.txt?", "/other.txt?"), timeout=30).status_code == 401
-    assert requests.get(url.replace("/alice/", "/bob/"), timeout=30).status_code == 401
+    assert requests.get(url.replace(f"/transfer-{task_id}/", f"/transfer-{'0' * 32}/"), timeout=30).status_code == 401
     assert requests.put(url, data=b"overwrite", timeout=30).status_code == 401  # a GET URL cannot write
     path = url.split("127.0.0.1:8080")[1].split("?")[0]
-    query = generate_temp_url(path, int(time.time()) - 10, staging.temp_url_key(), "GET", absolute=True)
+    query = generate_temp_url(path, int(time.time()) - 10, staging.url_key(task_id), "GET", absolute=True)
     assert requests.get(url.split("/v1/")[0] + query, timeout=30).status_code == 401  # expired
     assert requests.get(url, timeout=30).content == b"bound"
 
 
-def test_an_upload_url_writes_only_into_its_own_task(api, staging, workdir, home_dir):
+def test_an_upload_url_writes_only_into_its_own_task(api, bob_api, staging, workdir, home_dir):
     local = workdir / "mine.txt"
     local.write_text("mine")
     task_id, task = start_upload(api, str(local), str(home_dir))
+    bob_task, _ = start_upload(bob_api, "/tmp/theirs.txt", "/home/bob")
     put_url = task["data"]["msg"]["parameters"]["url"]
-    assert requests.put(put_url.replace("/alice/", "/bob/"), data=b"x", timeout=30).status_code == 401
-    other_task = put_url.replace(f"/{task_id}/", f"/{'0' * 32}/")
-    assert requests.put(other_task, data=b"x", timeout=30).status_code == 401
-    assert requests.get(put_url, timeout=30).status_code == 401  # and cannot read
+    segment_url = task["data"]["msg"]["large_files"]["segment_url"].format(index=0)
+    for url in (put_url, segment_url):
+        into_bobs = url.replace(f"/transfer-{task_id}/", f"/transfer-{bob_task}/")
+        assert requests.put(into_bobs, data=b"x", timeout=30).status_code == 401
+        other_task = url.replace(f"/transfer-{task_id}/", f"/transfer-{'0' * 32}/")
+        assert requests.put(other_task, data=b"x", timeout=30).status_code == 401
+        assert requests.get(url, timeout=30).status_code == 401  # and cannot read
+    assert requests.put(put_url.replace("/mine.txt?", "/other.txt?"), data=b"x", timeout=30).status_code == 401
+    assert staging.listing(bob_task) == []
     api.request("POST", "/xfer-external/invalidate", machine=None, headers={"X-Task-Id": task_id})
+    bob_api.request("POST", "/xfer-external/invalidate", machine=None, headers={"X-Task-Id": bob_task})
 
 
 def test_bob_sees_nothing_of_alices_transfers(api, bob_api, home_dir):
@@ -369,18 +376,22 @@ def test_dot_dot_in_a_source_name_stays_in_the_task(api, workdir, home_dir):
     local.write_text("x")
     task_id, task = start_upload(api, str(workdir / ".." / workdir.name / "x"), str(home_dir))
     assert task["data"]["source"] == "x"
-    assert f"/{task_id}/x?" in task["data"]["msg"]["parameters"]["url"]
+    assert f"/transfer-{task_id}/x?" in task["data"]["msg"]["parameters"]["url"]
     api.request("POST", "/xfer-external/invalidate", machine=None, headers={"X-Task-Id": task_id})
 
 
-def test_swift_credentials_never_reach_the_client(api, site, workdir, home_dir):
+def test_swift_credentials_never_reach_the_client(api, site, staging, workdir, home_dir):
     local = workdir / "k.txt"
     local.write_text("k")
     task_id, task = start_upload(api, str(local), str(home_dir))
     text = str(task)
     conn = Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"])
-    key = conn.head_account()["x-account-meta-temp-url-key"]
-    assert key not in text and site.env["SWIFT_KEY"] not in text
+    area = conn.head_container(f"transfer-{task_id}")
+    keys = [area["x-container-meta-temp-url-key"], area["x-container-meta-temp-url-key-2"],
+            conn.head_account().get("x-account-meta-temp-url-key")]
+    assert keys[0] == staging.url_key(task_id) and keys[1] == staging.url_key(task_id, job=True)
+    assert not [key for key in keys if key and key in text]
+    assert site.env["SWIFT_KEY"] not in text
     api.request("POST", "/xfer-external/invalidate", machine=None, headers={"X-Task-Id": task_id})
 
 
@@ -398,16 +409,18 @@ def test_invalidated_while_the_push_runs(api, staging, workdir, home_dir):
     assert unstaged(staging, task_id)
 
 
-def test_objects_no_url_can_reach_are_swept(staging):
+def test_areas_no_url_can_reach_are_swept(staging):
     """What a client uploaded under a task that has ended is deleted once every URL to it has expired."""
     task_id = uuid.uuid4().hex
-    staging.ensure_container("alice")
-    url = staging.temp_url("alice", task_id, "left-behind", "PUT", public=True)
+    staging.open_area(task_id, 3600)
+    url = staging.temp_url(task_id, "left-behind", "PUT", public=True)
     assert requests.put(url, data=b"orphan", timeout=30).status_code == 201
-    staging.sweep(max_age_s=3600)
-    assert staging.objects("alice", task_id)  # young: kept
-    staging.sweep(max_age_s=-60)  # as if its URLs had expired
-    assert staging.objects("alice", task_id) == []
+    staging.sweep(legacy_max_age_s=30 * 86400)
+    assert [o.name for o in staging.listing(task_id)] == ["left-behind"]  # its URLs live: kept
+    staging.end_urls(task_id, client=False, job=False, expires_in=-60)  # as if they had expired
+    staging.sweep(legacy_max_age_s=30 * 86400)
+    assert staging.listing(task_id) is None
+    assert requests.put(url, data=b"again", timeout=30).status_code == 401
 
 
 def test_status(api):

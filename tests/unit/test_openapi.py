@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import jsonschema
 import pytest
@@ -216,52 +216,60 @@ class FakeTasks:
 
 
 class FakeStaging:
-    """Swift: objects in memory, temp URLs that name the object they open."""
+    """Swift: one task's area in memory, temp URLs that name the object they open; which keys are still on."""
 
     def __init__(self, stored: Any) -> None:
         self.objects_: dict[str, tuple[bytes, dict[str, str]]] = {}
         self.stored = stored  # swift.StoredObject
         self.fail: Exception | None = None
+        self.keys: set[str] = set()  # "client", "job": the area's keys; the area exists while any is on
 
     def put(self, name: str, content: bytes, headers: dict[str, str] | None = None) -> None:
         self.objects_[name] = (content, headers or {})
 
-    def ensure_container(self, user: str) -> None:
+    def open_area(self, task: str, lifetime_s: float) -> None:
         if self.fail:
             raise self.fail
+        self.keys = {"client", "job"}
 
-    def temp_url(self, user: str, task: str, name: str, method: str, public: bool, prefix: bool = False,
-                 ttl_s: int | None = None) -> str:
+    def end_urls(self, task: str, client: bool = True, job: bool = True, expires_in: float | None = None) -> bool:
+        self.keys -= {k for k, chosen in (("client", client), ("job", job)) if chosen}
+        return True
+
+    def retire(self, task: str) -> int:
+        count = len(self.objects_)
+        self.objects_.clear()
+        self.keys.clear()
+        return count
+
+    def temp_url(self, task: str, name: str, method: str, public: bool, prefix: bool = False,
+                 ttl_s: int | None = None, job: bool = False) -> str:
         host = "swift.test" if public else "swift.internal"
         query = f"temp_url_sig={'0' * 64}&temp_url_expires=1796198332"
         if prefix:
-            query += f"&temp_url_prefix={task}/{name}"
-        return f"http://{host}:8080/v1/AUTH_test/{user}/{task}/{name}?{query}"
+            query += f"&temp_url_prefix={name}"
+        return f"http://{host}:8080/v1/AUTH_test/transfer-{task}/{quote(name)}?{query}"
 
-    def objects(self, user: str, task: str, under: str = "") -> list[Any]:
-        return [self.stored(name, len(content), md5(content))
-                for name, (content, _) in sorted(self.objects_.items()) if name.startswith(under)]
+    def listing(self, task: str) -> list[Any]:
+        return [self.stored(name, len(content), md5(content)) for name, (content, _) in sorted(self.objects_.items())]
 
-    def head(self, user: str, task: str, name: str) -> dict[str, str] | None:
+    def staged(self, task: str, name: str) -> tuple[Any, list[Any]]:
+        found = self.listing(task)
+        return (next((o for o in found if o.name == name), None),
+                [o for o in found if re.fullmatch(r"segments/[0-9]{8}", o.name)])
+
+    def head(self, task: str, name: str) -> dict[str, str] | None:
         if name not in self.objects_:
             return None
         content, headers = self.objects_[name]
         return {"content-length": str(len(content)), "etag": f'"{md5(content)}"', **headers}
 
-    def write_manifest(self, user: str, task: str, name: str, segments: list[Any], ttl_s: int) -> None:
+    def write_manifest(self, task: str, name: str, segments: list[Any]) -> None:
         self.objects_[name] = (b"", {"x-static-large-object": "True"})
-
-    def expire(self, user: str, task: str, names: list[str], ttl_s: int) -> None:
-        pass
-
-    def remove(self, user: str, task: str) -> int:
-        count = len(self.objects_)
-        self.objects_.clear()
-        return count
 
 
 def object_name(url: str) -> str:
-    return unquote(url.split("?", 1)[0].split(f"/{TASK}/", 1)[1])
+    return unquote(url.split("?", 1)[0].split(f"/transfer-{TASK}/", 1)[1])
 
 
 class FakeCluster:
