@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from gateway_client import Api
+
+from common.stack_env import REPO
 
 CLUSTER_USERS = ("alice", "bob")
 # Ports of daemons that do not authenticate, or that only the site itself uses (firewall.py's BACKENDS).
@@ -147,3 +150,26 @@ def test_a_batch_job_reaches_no_backend_and_reads_no_secret(site):
     assert output.rstrip().endswith("done"), output
     assert probe_result(output) == {**dict.fromkeys(BACKEND_PORTS, "closed"), **dict.fromkeys(PUBLIC_PORTS, "open")}
     assert [line for line in output.splitlines() if line.startswith("read ")] == []
+
+
+def placeholders_only(node: object, key: str = "") -> list[str]:
+    """Secret-bearing fields of the realm file that hold a value instead of a `${VAR}` filled at import."""
+    if isinstance(node, dict):
+        return [bad for k, v in node.items() for bad in placeholders_only(v, k)]
+    if isinstance(node, list):
+        return [bad for v in node for bad in placeholders_only(v, key)]
+    secret_field = key in ("secret", "value", "privateKey", "certificate", "secretData", "credentialData")
+    is_placeholder = isinstance(node, str) and node.startswith("${") and node.endswith("}")
+    return [f"{key}={node!r}"] if secret_field and not is_placeholder else []
+
+
+def test_the_realm_ships_no_key_or_secret_and_the_site_made_its_own(site):
+    realm = json.loads((REPO / "deploy" / "keycloak" / "firecrest-realm.json").read_text())
+    assert placeholders_only(realm) == []
+    assert "components" not in realm  # where a realm export would carry its key providers and their keys
+    generated = json.loads((site.dir / "secrets.json").read_text())
+    assert len(set(generated.values())) == len(generated) and min(map(len, generated.values())) >= 32
+    # The signing key the gateway trusts is the one Keycloak generated for this realm at import.
+    keys = requests.get(f"{site.env['KEYCLOAK_URL']}/realms/{site.env['KEYCLOAK_REALM']}/protocol/openid-connect/certs",
+                        timeout=10).json()["keys"]
+    assert any(k["alg"] == "RS256" and k["use"] == "sig" for k in keys)
