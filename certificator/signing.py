@@ -15,6 +15,7 @@ from common.errors import BadRequest, FirecrestError
 
 ALLOWED_KEY_TYPES = ("ssh-ed25519",)
 KEY_ID = re.compile(r"^[A-Za-z0-9._@-]{1,128}$")
+PRINCIPAL = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # one unix name: a comma would name several principals
 
 
 class SigningFailed(FirecrestError):
@@ -44,6 +45,8 @@ def sign(ca_key: Path, public_key: str, principal: str, key_id: str, validity_mi
     """A certificate for `principal` only, with no PTY, forwarding or user-rc permission (`-O clear`)."""
     if not KEY_ID.match(key_id):
         raise BadRequest("invalid key id")
+    if not PRINCIPAL.match(principal):
+        raise BadRequest("invalid principal")
     with tempfile.TemporaryDirectory(prefix="certificator-") as tmp:
         pub = Path(tmp) / "user.pub"
         pub.write_text(public_key + "\n")

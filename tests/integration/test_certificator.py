@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
@@ -22,10 +23,10 @@ VALID = object()  # stands for the real service credential
 
 
 def ask(site, public_key: str, user: str | None = "alice", service_token: object = VALID,
-        system: str = "cluster", request_id: str = "") -> requests.Response:
+        system: str = "cluster", request_id: str = "", token: str = "") -> requests.Response:
     headers = {"X-Request-ID": request_id or f"cert-{uuid.uuid4().hex[:8]}"}
-    if user:
-        headers["Authorization"] = f"Bearer {site.token(user)}"
+    if token or user:
+        headers["Authorization"] = f"Bearer {token or site.token(user)}"
     if service_token is VALID:
         headers["X-Firecrest-Service-Token"] = site.secret("service-token")
     elif service_token:
@@ -117,3 +118,91 @@ def test_key_material_is_never_logged(site, tmp_path):
     log = (site.dir / "log" / "certificator.log").read_text()
     assert public.split()[1] not in log
     assert cert.split()[1] not in log
+
+
+# --- principals: cluster users only ---------------------------------------------------------------------------------
+
+NOT_USERS = ["root", "swift", "mysql", "redis", "munge", "slurm", "firecrest", "keycloak", "nobody", "daemon",
+             "no-such-user"]
+
+
+class Realm:
+    """The realm's admin API (the site's Keycloak admin account): a realm that maps a client to any unix name is
+    exactly what the certificator must not trust blindly."""
+
+    def __init__(self, site) -> None:
+        self.base = f"{site.env['KEYCLOAK_URL']}/admin/realms/{site.env['KEYCLOAK_REALM']}"
+        self.token_url = site.env["FIRECREST_TOKEN_URL"]
+        response = requests.post(
+            f"{site.env['KEYCLOAK_URL']}/realms/master/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "admin-cli", "username": "admin",
+                  "password": site.secret("keycloak-admin")}, timeout=30)
+        response.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        self.created: list[str] = []
+
+    def client_for(self, unix_username: str) -> str:
+        """A fresh confidential client whose service-account tokens say `unix_username`; returns a token of it."""
+        client_id, secret = f"test-cert-{unix_username}-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+
+        def claim(name: str, value: str) -> dict:
+            return {"name": name, "protocol": "openid-connect", "protocolMapper": "oidc-hardcoded-claim-mapper",
+                    "config": {"claim.name": name, "claim.value": value, "jsonType.label": "String",
+                               "access.token.claim": "true"}}
+
+        audience = {"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
+                    "config": {"included.custom.audience": "firecrest", "access.token.claim": "true"}}
+        response = requests.post(f"{self.base}/clients", headers=self.headers, timeout=30, json={
+            "clientId": client_id, "enabled": True, "protocol": "openid-connect", "publicClient": False,
+            "secret": secret, "serviceAccountsEnabled": True, "standardFlowEnabled": False,
+            "protocolMappers": [claim("unix_username", unix_username), audience]})
+        assert response.status_code == 201, response.text
+        self.created.append(response.headers["Location"].rsplit("/", 1)[1])
+        token = requests.post(self.token_url, data={"grant_type": "client_credentials"}, auth=(client_id, secret),
+                              timeout=30)
+        token.raise_for_status()
+        return token.json()["access_token"]
+
+    def remove(self) -> None:
+        for uid in self.created:
+            requests.delete(f"{self.base}/clients/{uid}", headers=self.headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def not_users(site) -> Iterator[dict[str, str]]:
+    """name -> a real realm token whose unix_username is that name."""
+    realm = Realm(site)
+    try:
+        yield {name: realm.client_for(name) for name in NOT_USERS}
+    finally:
+        realm.remove()
+
+
+@pytest.mark.parametrize("name", NOT_USERS)
+def test_no_certificate_for_root_service_accounts_or_unknown_names(site, tmp_path, not_users, name):
+    _, public = keypair(tmp_path)
+    for route in ("/certificates", "/certificates/resume"):
+        response = requests.post(f"{site.service_url('certificator')}{route}", timeout=30,
+                                 data={"system": "cluster", "public_key": public},
+                                 headers={"Authorization": f"Bearer {not_users[name]}",
+                                          "X-Firecrest-Service-Token": site.secret("service-token")})
+        assert response.status_code == 403, (route, response.text)
+        assert response.json()["description"].startswith(f"No certificate for '{name}': not a user of this cluster")
+        assert "certificate" not in response.json()
+
+
+def test_a_root_token_through_the_api_gets_403_and_runs_nothing(site, not_users):
+    """The whole path: a token the realm issued for root reaches a service, which gets no certificate."""
+    rid = f"root-api-{uuid.uuid4().hex[:8]}"
+    response = requests.get(f"{site.env['FIRECREST_URL']}/utilities/whoami", timeout=30,
+                            headers={"Authorization": f"Bearer {not_users['root']}", "X-Machine-Name": "cluster",
+                                     "X-Request-ID": rid})
+    assert response.status_code == 403, response.text
+    assert "not a user of this cluster" in response.text
+    assert site.audit_records({rid}) == []
+
+
+def test_cluster_users_still_get_theirs(site, tmp_path):
+    for user in ("alice", "bob"):
+        _, public = keypair(tmp_path)
+        assert ask(site, public, user=user).status_code == 200
