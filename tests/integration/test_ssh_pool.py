@@ -16,9 +16,14 @@ UTILITIES_WORKERS = 2  # deploy/local/stack/components/services.py: each worker 
 
 
 def whoami(site, token: str, request_id: str, timeout: float = 30) -> requests.Response:
-    return requests.get(f"{site.service_url('utilities')}/whoami", timeout=timeout,
-                        headers={"Authorization": f"Bearer {token}", "X-Machine-Name": "cluster",
-                                 "X-Request-ID": request_id})
+    """As a client would: a 429 (the per-user bound on commands at once) is retried after its Retry-After."""
+    while True:
+        response = requests.get(f"{site.service_url('utilities')}/whoami", timeout=timeout,
+                                headers={"Authorization": f"Bearer {token}", "X-Machine-Name": "cluster",
+                                         "X-Request-ID": request_id})
+        if response.status_code != 429:
+            return response
+        time.sleep(int(response.headers["Retry-After"]))
 
 
 def key_ids(site, prefix: str) -> dict[str, set[str]]:
