@@ -217,7 +217,7 @@ class Staging:
             name = container["name"]
             task = area_task(name)
             if task is None:
-                removed += self._sweep_legacy(name, legacy_max_age_s)
+                removed += self.sweep_legacy(name, legacy_max_age_s)
                 continue
             head = self._call("read container", self._conn().head_container, name, missing=None)
             expires = (head or {}).get(f"x-container-meta-{EXPIRES.lower()}", "")
@@ -225,7 +225,8 @@ class Staging:
                 removed += self.retire(task)
         return removed
 
-    def _sweep_legacy(self, container: str, max_age_s: float) -> int:
+    def sweep_legacy(self, container: str, max_age_s: float) -> int:
+        """Delete the objects of `container` older than `max_age_s`, whatever they are called."""
         _, found = self._call("list", self._conn().get_container, container, full_listing=True, missing=(None, []))
         cutoff = datetime.now(UTC).timestamp() - max_age_s
         old = [o["name"] for o in found

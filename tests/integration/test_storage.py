@@ -34,12 +34,16 @@ def bob_api(site) -> Api:
     return Api(site, "bob", "storage")
 
 
-@pytest.fixture(scope="module")
-def staging(site) -> Staging:
+def service_staging(site) -> Staging:
     """The service's own view of Swift (its credentials), to look at what is staged."""
     text = (Path(__file__).resolve().parents[2] / "deploy/local/site.yaml").read_text()
     env = {**os.environ, **site.env, "FIRECREST_STACK_DIR": str(site.dir)}
     return Staging(parse(text, env).storage)
+
+
+@pytest.fixture(scope="module")
+def staging(site) -> Staging:
+    return service_staging(site)
 
 
 def unstaged(staging: Staging, task_id: str) -> bool:
