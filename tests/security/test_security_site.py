@@ -173,3 +173,25 @@ def test_the_realm_ships_no_key_or_secret_and_the_site_made_its_own(site):
     keys = requests.get(f"{site.env['KEYCLOAK_URL']}/realms/{site.env['KEYCLOAK_REALM']}/protocol/openid-connect/certs",
                         timeout=10).json()["keys"]
     assert any(k["alg"] == "RS256" and k["use"] == "sig" for k in keys)
+
+
+SQUAT_PROBE = """
+import errno, socket, sys
+for port in map(int, sys.argv[1:]):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print("bound", port)
+    except OSError as e:
+        print(errno.errorcode[e.errno], port)
+    finally:
+        s.close()
+"""
+
+
+def test_a_user_cannot_take_a_site_port_even_while_its_daemon_is_down(site):
+    """A listener of alice's on the tasks port would get the services' credential, on Keycloak's the token keys:
+    every site port is privileged (the kernel refuses before it looks whether the port is in use)."""
+    ports = sorted({*BACKEND_PORTS.values(), *PUBLIC_PORTS.values(), 2222, 6817, 6818, 6819})
+    result = as_user("alice", ["/usr/bin/python3", "-c", SQUAT_PROBE, *map(str, ports)])
+    assert result.stdout.split("\n")[:-1] == [f"EACCES {p}" for p in ports], result.stderr

@@ -194,7 +194,10 @@ def spawn(stack: Stack, d: Daemon) -> None:
     logfile = stack.log / f"{d.name}.log"
     argv = list(d.argv)
     if d.user:
-        argv = ["setpriv", f"--reuid={d.user}", f"--regid={d.user}", "--init-groups", *argv]
+        # The site's ports are below net.ipv4.ip_unprivileged_port_start (firewall.py), so that no user's process
+        # can take one while its daemon is down; the daemon's account keeps just the right to bind them.
+        argv = ["setpriv", f"--reuid={d.user}", f"--regid={d.user}", "--init-groups",
+                "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", *argv]
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **d.env}
     fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:

@@ -5,19 +5,26 @@ Redis, MariaDB or Keycloak's management port. Here every daemon shares one loopb
 and batch jobs, so an nftables table on the output hook does the segmentation by the socket's owner: a backend
 port takes connections only from the accounts that serve or use it (and root, which runs the site and its tests).
 Anyone else, alice's batch job included, gets a TCP reset, as from a closed port.
+
+Nor may a user's process take a site port while its daemon is down (a restart, a crash): a listener of alice's on
+the tasks service's port would receive the services' credential, one on Keycloak's would serve the keys tokens are
+checked with. So every site port is made privileged (net.ipv4.ip_unprivileged_port_start above the highest), and
+the daemons that run as their own accounts get only CAP_NET_BIND_SERVICE (core.spawn). `down` restores the value.
 """
 
 from __future__ import annotations
 
 import pwd
 import shutil
+from pathlib import Path
 
 from ..component import Component
-from ..core import SiteError, ok, run, system_user
+from ..core import SiteError, ok, run, system_user, write
 from . import PORTS
 from .services import SERVICE_USER
 
 TABLE = "firecrest_site"
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
 # port -> the accounts that may connect to it (root always may).
 BACKENDS: dict[str, tuple[str, ...]] = {
@@ -55,6 +62,10 @@ class Firewall(Component):
             raise SiteError("nft not found: deploy/local/install installs nftables")
         system_user(SERVICE_USER)  # the others come with their Debian packages
         run(["nft", "-f", "-"], input=ruleset())
+        saved = self.dir / "ip_unprivileged_port_start"
+        if not saved.exists():
+            write(saved, UNPRIVILEGED_PORT_START.read_text(), mode=0o600)
+        UNPRIVILEGED_PORT_START.write_text(f"{max(PORTS.values()) + 1}\n")
 
     def describe(self) -> list[str]:
         return [f"nftables table inet {TABLE}: backend ports only for their accounts (nft list table inet {TABLE})"]
@@ -62,3 +73,7 @@ class Firewall(Component):
     def after_stop(self) -> None:
         if ok(["nft", "list", "table", "inet", TABLE]):
             run(["nft", "delete", "table", "inet", TABLE])
+        saved = self.dir / "ip_unprivileged_port_start"
+        if saved.exists():
+            UNPRIVILEGED_PORT_START.write_text(saved.read_text())
+            saved.unlink()

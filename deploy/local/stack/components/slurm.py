@@ -87,6 +87,7 @@ class MariaDB(Component):
                 ["mariadbd", f"--defaults-file={self.cnf}"],
                 self.stack.run / "mariadbd.pid",
                 ready=lambda: ok(["mariadb-admin", f"--defaults-file={self.cnf}", "ping"]),
+                user="mysql",  # started as root it would bind its port only after dropping to mysql
                 timeout=60,
             )
         ]
@@ -166,6 +167,7 @@ class Slurm(Component):
                 run_dir / "slurmdbd.pid",
                 ready=lambda: port_open(PORTS["slurmdbd"]),
                 daemonizes=True,
+                user="slurm",  # as root it would bind its port only after dropping to SlurmUser
                 env=self._env(),
                 timeout=60,
             ),
@@ -175,6 +177,7 @@ class Slurm(Component):
                 run_dir / "slurmctld.pid",
                 ready=lambda: self._slurm_ok(["scontrol", "ping"], "UP"),
                 daemonizes=True,
+                user="slurm",  # as root it would bind its port only after dropping to SlurmUser
                 env=self._env(),
             ),
             Daemon(
