@@ -4,19 +4,60 @@ Swift 2.30 reads the hash, storage policies and [swift-constraints] only from th
 /etc/swift/swift.conf (swift_dir moves only the rings), so point the module globals at our file and
 reload them before any server module imports constraint values.
 
+It also carries the proxy's `transfer_names` middleware (this file is the one copied into the stack dir that the
+swift user can read): proxy-server.conf names it as `firecrest_launch:transfer_names`.
+
 Usage: launch.py SWIFT_CONF SERVER_SCRIPT SERVER_CONF [server options]
 """
 
+import re
 import runpy
 import sys
 
-from swift.common import constraints, storage_policy, utils
+# The names the storage service gives objects in a transfer area (container `transfer-<task id>`): the file's own
+# name (one path component) or a segment.
+AREA = re.compile(r"transfer-[A-Za-z0-9]{1,64}")
+SHAPED = re.compile(r"segments/[0-9]{8}|[^/]+")
+WRITES = ("PUT", "POST", "COPY")
 
-swift_conf, script = sys.argv[1:3]
-utils.SWIFT_CONF_FILE = swift_conf
-utils.HASH_PATH_PREFIX = utils.HASH_PATH_SUFFIX = b""
-utils.validate_configuration()
-constraints.reload_constraints()
-storage_policy.reload_storage_policies()
-sys.argv = [script, *sys.argv[3:]]
-runpy.run_path(script, run_name="__main__")
+
+class TransferNames:
+    """Refuses a temp-URL write of an object whose name no transfer area holds (`segments/../../x`, `a/b`, `..`):
+    the upload's segment URL is a prefix URL, so Swift itself would store any name under it. The storage service
+    treats listed names as untrusted anyway; this keeps them out in the first place."""
+
+    def __init__(self, app, conf):
+        self.app = app
+
+    def __call__(self, env, start_response):
+        if env.get("REQUEST_METHOD") in WRITES and "temp_url_sig=" in env.get("QUERY_STRING", ""):
+            parts = env.get("PATH_INFO", "").split("/", 4)  # "", version, account, container, object
+            if len(parts) == 5 and AREA.fullmatch(parts[3]) and (
+                    parts[4] in (".", "..") or not SHAPED.fullmatch(parts[4])):
+                body = b"Invalid object name for a transfer\n"
+                start_response("400 Bad Request", [("Content-Type", "text/plain"),
+                                                   ("Content-Length", str(len(body)))])
+                return [body]
+        return self.app(env, start_response)
+
+
+def transfer_names(global_conf, **local_conf):
+    return lambda app: TransferNames(app, {**global_conf, **local_conf})
+
+
+def main():
+    from swift.common import constraints, storage_policy, utils
+
+    sys.modules["firecrest_launch"] = sys.modules[__name__]  # for paste: the proxy's filter above
+    swift_conf, script = sys.argv[1:3]
+    utils.SWIFT_CONF_FILE = swift_conf
+    utils.HASH_PATH_PREFIX = utils.HASH_PATH_SUFFIX = b""
+    utils.validate_configuration()
+    constraints.reload_constraints()
+    storage_policy.reload_storage_policies()
+    sys.argv = [script, *sys.argv[3:]]
+    runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
