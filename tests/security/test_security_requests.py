@@ -189,3 +189,16 @@ def test_shell_startup_files_never_run_on_an_api_call(site):
         if created_ssh_dir:
             shutil.rmtree(ssh_dir, ignore_errors=True)
         canary.unlink(missing_ok=True)
+
+
+def test_the_state_directory_is_out_of_reach_through_the_api(site):
+    """What the review did by hand: read Keycloak's database, replace the code root runs, list the state."""
+    files, storage = Api(site, "alice", "utilities"), Api(site, "alice", "storage")
+    database = site.dir / "keycloak" / "data" / "h2" / "keycloakdb.mv.db"
+    assert files.get("/download", sourcePath=str(database)).status_code == 400
+    assert files.get("/ls", targetPath=str(site.dir)).status_code == 400
+    for directory in ("keycloak/bin", "keycloak/data", "swift", "gateway", "login", "slurm/etc", "run", "log"):
+        reply = files.post("/upload", files={"file": ("x", b"#!/bin/sh\n")}, targetPath=str(site.dir / directory))
+        assert reply.status_code == 400, (directory, reply.text)
+    reply = storage.post("/xfer-external/upload", sourcePath="kc.sh", targetPath=str(site.dir / "keycloak/bin/kc.sh"))
+    assert reply.status_code == 400, reply.text
