@@ -78,25 +78,54 @@ def traversal_to(segment_url: str, alice_task: str, bob_task: str) -> str:
                                                f"/transfer-{alice_task}/segments/../../transfer-{bob_task}/data.txt?")
 
 
+def plant(site, container: str, name: str, body: bytes = b"hostile") -> None:
+    """Store an object under exactly `name`, as a Swift that let any name through a prefix URL would have (the
+    site's proxy refuses such names at PUT: the service must not rely on it)."""
+    conn = Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"])
+    storage = urlsplit(conn.get_auth()[0])
+    http_conn = http.client.HTTPConnection(storage.hostname, storage.port, timeout=30)
+    try:
+        http_conn.request("PUT", f"{storage.path}/{container}/{name}", body=body, headers={"X-Auth-Token": conn.token})
+        assert http_conn.getresponse().status == 201
+    finally:
+        http_conn.close()
+        conn.close()
+
+
 # -- object names --------------------------------------------------------------------------------------------
 
 
-def test_a_traversal_name_then_invalidate_leaves_bobs_object(api, bob_api, staging, workdir, home_dir, bob_dir):
+def test_a_traversal_name_is_refused_at_put(api, bob_api, staging, workdir, home_dir, bob_dir):
     bob_task, bob_url = bobs_download(bob_api, bob_dir)
     alice_task, task = start_upload(api, str(workdir / "f.txt"), str(home_dir))
-    hostile = traversal_to(task["data"]["msg"]["large_files"]["segment_url"], alice_task, bob_task)
-    assert raw_put(hostile) == 201  # stored in alice's area under that literal name
-    assert "segments/../../transfer-" in [o.name for o in staging.listing(alice_task)][0]
+    msg = task["data"]["msg"]
+    assert raw_put(traversal_to(msg["large_files"]["segment_url"], alice_task, bob_task)) == 400
+    first = msg["large_files"]["segment_url"].format(index=0)
+    for other in ("segments/0000000x", "segments/00000001/x", "segments/.."):
+        assert raw_put(first.replace("segments/00000000?", f"{other}?")) == 400
+    assert staging.listing(alice_task) == []
+    assert requests.get(bob_url, timeout=30).content == b"bob's data"
+    assert invalidate(api, alice_task).status_code == 201
+    assert invalidate(bob_api, bob_task).status_code == 201
+
+
+def test_a_traversal_name_then_invalidate_leaves_bobs_object(site, api, bob_api, staging, workdir, home_dir,
+                                                             bob_dir):
+    bob_task, bob_url = bobs_download(bob_api, bob_dir)
+    alice_task, _ = start_upload(api, str(workdir / "f.txt"), str(home_dir))
+    plant(site, f"transfer-{alice_task}", f"segments/../../transfer-{bob_task}/data.txt")
+    assert [o.name for o in staging.listing(alice_task)] == [f"segments/../../transfer-{bob_task}/data.txt"]
     assert invalidate(api, alice_task).status_code == 201
     assert staging.listing(alice_task) is None  # the hostile object went with alice's area...
     assert requests.get(bob_url, timeout=30).content == b"bob's data"  # ...and nothing of bob's
     assert invalidate(bob_api, bob_task).status_code == 201
 
 
-def test_a_traversal_name_then_the_sweep_leaves_bobs_object(api, bob_api, staging, workdir, home_dir, bob_dir):
+def test_a_traversal_name_then_the_sweep_leaves_bobs_object(site, api, bob_api, staging, workdir, home_dir,
+                                                            bob_dir):
     bob_task, bob_url = bobs_download(bob_api, bob_dir)
-    alice_task, task = start_upload(api, str(workdir / "f.txt"), str(home_dir))
-    assert raw_put(traversal_to(task["data"]["msg"]["large_files"]["segment_url"], alice_task, bob_task)) == 201
+    alice_task, _ = start_upload(api, str(workdir / "f.txt"), str(home_dir))
+    plant(site, f"transfer-{alice_task}", f"segments/../../transfer-{bob_task}/data.txt")
     staging.end_urls(alice_task, client=False, job=False, expires_in=-60)  # as if her URLs had expired
     staging.sweep(legacy_max_age_s=30 * 86400)
     assert staging.listing(alice_task) is None
@@ -114,18 +143,13 @@ def test_the_sweep_deletes_hostile_names_of_other_containers_exactly(site, bob_a
     container = f"legacy-{uuid.uuid4().hex[:8]}"
     conn = Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"])
     conn.put_container(container)
-    storage_url = urlsplit(conn.url)
-    http_conn = http.client.HTTPConnection(storage_url.hostname, storage_url.port, timeout=30)
     name = f"x/../../transfer-{bob_task}/data.txt"
-    http_conn.request("PUT", f"{storage_url.path}/{container}/{name}", body=b"hostile",
-                      headers={"X-Auth-Token": conn.token})
-    assert http_conn.getresponse().status == 201
-    http_conn.close()
-    conn.close()
+    plant(site, container, name)
     assert [o["name"] for o in conn.get_container(container)[1]] == [name]
     assert staging.sweep_legacy(container, max_age_s=-60) == 1
     assert conn.get_container(container)[1] == []
     conn.delete_container(container)
+    conn.close()
     assert requests.get(bob_url, timeout=30).content == b"bob's data"
     assert invalidate(bob_api, bob_task).status_code == 201
 
