@@ -177,14 +177,18 @@ def test_invalid_job_id_in_path(api, jobid):
 
 
 def test_paging(api):
-    for _ in range(3):
-        submit(api, "true")
-    everything = api.outcome(api.get("/jobs", userJobs="false"))["data"]
-    page = api.outcome(api.get("/jobs", pageSize=1, pageNumber=1))
-    assert page["status"] == "200" and list(page["data"]) == ["0"]
-    assert len(everything) >= 1
-    beyond = api.outcome(api.get("/jobs", pageSize=1, pageNumber=100000))
-    assert beyond["status"] == "400" and "pageNumber (100000) is greater than total pages" in beyond["data"]
+    # Jobs that stay queued while the test pages through them (finished jobs leave the listing).
+    jobids = [submit(api, "sleep 120")["data"]["jobid"] for _ in range(3)]
+    try:
+        everything = api.outcome(api.get("/jobs", userJobs="false"))["data"]
+        page = api.outcome(api.get("/jobs", pageSize=1, pageNumber=1))
+        assert page["status"] == "200" and list(page["data"]) == ["0"]
+        assert len(everything) >= 3
+        beyond = api.outcome(api.get("/jobs", pageSize=1, pageNumber=100000))
+        assert beyond["status"] == "400" and "pageNumber (100000) is greater than total pages" in beyond["data"]
+    finally:
+        for jobid in jobids:
+            api.outcome(api.delete(f"/jobs/{jobid}"))
     assert api.get("/jobs", pageSize="x").status_code == 400
     assert api.get("/jobs", pageNumber="-1").status_code == 400
 
