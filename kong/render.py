@@ -330,7 +330,9 @@ def preamble(gw: Gateway, bind: str, port: int) -> list[str]:
         "frontend firecrest",
         f"    bind {bind}:{port}",
         f"    maxconn {gw.maxconn}",
-        '    log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %{+Q}r'
+        # The path only (%HPO), never the query string (a `?jwt=` token or signature would be kept in the log)
+        # nor any header.
+        '    log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %HM %{+Q}HPO'
         ' rid=%[var(txn.rid)] route=%[var(txn.route)] user=%[var(txn.user)]"',
         f"    stick-table type ipv6 size 100k expire {period * 2}s store http_req_rate({period}s)",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -190,6 +191,18 @@ def test_request_id_is_validated_and_echoed():
     assert "http-request set-var(txn.rid) uuid() unless { var(txn.rid) -m found }" in out
     assert "http-after-response set-header X-Request-ID %[var(txn.rid)]" in out
     assert any("rid=%[var(txn.rid)]" in line for line in out if line.startswith("log-format"))
+
+
+def test_the_log_has_the_path_but_never_the_query_or_headers():
+    """A `?jwt=` token or a signature in a query string, or an Authorization header, must never reach the log."""
+    [log_format] = [line for line in lines() if line.startswith("log-format")]
+    assert "%HM %{+Q}HPO " in log_format
+    fields = re.findall(r"%(?:\{[^}]*\})?(\[[^\]]*\]|[A-Za-z]+)", log_format)
+    assert "HPO" in fields
+    for field in fields:  # %r: the request line; HU: the URI; HQ: the query; hr/hs: captured headers
+        assert field not in ("r", "HU", "HQ", "hr", "hs", "hrl", "hsl"), field
+        assert not re.search(r"query|url|hdr|capture", field), field
+    assert not [line for line in lines() if line.startswith(("capture ", "http-request capture", "declare capture"))]
 
 
 def test_rate_limits_come_from_kong_yml():
