@@ -3,6 +3,7 @@ written when it ends, and a command whose wrapper vanished recorded as "lost", n
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -25,12 +26,17 @@ _loader.exec_module(collector)
 WAIT = 20  # seconds: a bound on waiting for what must happen
 
 
-def certificate_blob(tmp_path: Path, kind: str, key_id: str) -> str:
-    ca, key = tmp_path / "ca", tmp_path / "key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+def certificate_blob(tmp_path: Path, kind: str, key_id: str, principal: str = "alice", ca_name: str = "ca") -> str:
+    ca, key = tmp_path / ca_name, tmp_path / f"key-{key_id}"
+    if not ca.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(key)], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", key_id, "-n", "alice", f"{key}.pub"], check=True)
-    return (tmp_path / "key-cert.pub").read_text().split()[1]
+    subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", key_id, "-n", principal, f"{key}.pub"], check=True)
+    return (tmp_path / f"key-{key_id}-cert.pub").read_text().split()[1]
+
+
+def ca_keys(tmp_path: Path, ca_name: str = "ca") -> frozenset[bytes]:
+    return collector.read_ca_keys(str(tmp_path / f"{ca_name}.pub"))
 
 
 @pytest.mark.parametrize("kind", ["ed25519", "rsa", "ecdsa"])
@@ -47,17 +53,38 @@ def test_plain_key_and_garbage_have_no_key_id(tmp_path):
 
 
 def test_record_takes_the_user_from_the_kernel_not_the_message(tmp_path):
-    blob = certificate_blob(tmp_path, "ed25519", "alice@req-7")
-    cmd = collector.parse_start(f"start {blob} req-7 ls -l -- 'user=root; x'".encode(), uid=0)
+    blob = certificate_blob(tmp_path, "ed25519", "root@req-7", principal="root")
+    cmd = collector.parse_start(f"start {blob} req-7 ls -l -- 'user=root; x'".encode(), 0, ca_keys(tmp_path))
     record = collector.record(cmd, 0)
     assert record["user"] == "root" and record["uid"] == 0
-    assert record["key_id"] == "alice@req-7" and record["request_id"] == "req-7"
+    assert record["key_id"] == "root@req-7" and record["request_id"] == "req-7"
     assert record["status"] == 0 and record["command"] == "ls -l -- 'user=root; x'"
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "rsa", "ecdsa"])
+def test_the_key_id_of_a_certificate_of_the_site_ca_for_the_user(tmp_path, kind):
+    blob = certificate_blob(tmp_path, kind, f"alice@req-{kind}")
+    assert collector.trusted_key_id(blob, "alice", ca_keys(tmp_path)) == f"alice@req-{kind}"
+
+
+def test_no_key_id_from_a_certificate_of_another_ca_another_user_or_tampered(tmp_path):
+    """A job may run the wrapper with SSH_USER_AUTH naming a file of its own: only the site's CA counts."""
+    own_ca = certificate_blob(tmp_path, "ed25519", "bob@forged", ca_name="rogue")
+    mine = certificate_blob(tmp_path, "ed25519", "alice@real")
+    site = ca_keys(tmp_path)
+    assert collector.trusted_key_id(own_ca, "alice", site) == "-"  # signed by a CA of her own
+    assert collector.trusted_key_id(mine, "bob", site) == "-"  # alice's certificate in a record of bob's
+    raw = bytearray(base64.b64decode(mine))
+    at = raw.index(b"alice@real")
+    raw[at : at + 10] = b"bob@forged"  # same length, signature no longer matches
+    assert collector.trusted_key_id(base64.b64encode(bytes(raw)).decode(), "alice", site) == "-"
+    assert collector.trusted_key_id("-", "alice", site) == "-"
+    assert collector.trusted_key_id("AAAA", "alice", site) == "-"
 
 
 @pytest.mark.parametrize("message", [b"", b"start", b"start - rid", b"end 0", b"firecrest-shell: 0 - rid ls"])
 def test_anything_but_a_start_record_is_not_a_start(message):
-    assert collector.parse_start(message, uid=0) is None
+    assert collector.parse_start(message, 0, frozenset()) is None
 
 
 @pytest.fixture
@@ -70,7 +97,8 @@ def running(tmp_path) -> Iterator[tuple[Path, Path, socket.socket]]:
     listener.listen(16)
     stop, wakeup = socket.socketpair()
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    thread = threading.Thread(target=collector.Collector(listener, fd, os.getegid(), wakeup).serve, daemon=True)
+    serve = collector.Collector(listener, fd, os.getegid(), wakeup, frozenset()).serve
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield path, log, stop
     stop.send(b"x")

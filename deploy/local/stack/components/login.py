@@ -97,7 +97,7 @@ class LoginNode(Component):
             Daemon(
                 "audit-collector",
                 ["/usr/bin/python3", str(CLUSTER / "audit-collector"), str(self.audit_socket), str(self.audit_log),
-                 AUDIT_GROUP],
+                 AUDIT_GROUP, str(self.dir / "trusted_user_ca_keys.pub")],
                 self.stack.run / "audit-collector.pid",
                 ready=self.audit_socket.exists,
             ),
