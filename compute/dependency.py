@@ -53,7 +53,9 @@ def requested(script: bytes) -> str:
         line = raw.strip()
         if line and not line.startswith("#"):
             break  # sbatch stops reading directives at the first command
-        magic, _, rest = line.partition(" ")
+        # sbatch reads the options right after the magic word, whitespace or not.
+        magic = next((m for m in ("#SBATCH", "#PBS", "#BSUB") if line.startswith(m)), "")
+        rest = line[len(magic):]
         if magic in ("#PBS", "#BSUB") and ("depend" in rest.lower() or "-w" in rest.split()):
             raise errors.BadRequest("Write job dependencies as '#SBATCH --dependency=...' (#PBS and #BSUB "
                                     "dependencies are not passed on)", SUBMIT_FAILED)

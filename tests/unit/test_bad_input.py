@@ -93,6 +93,8 @@ def test_accounts(value):
     ("#!/bin/bash\n#SBATCH --job-name=--dependency=afterok:5\n", ""),
     ("#!/bin/bash\necho hi\n#SBATCH --dependency=afterok:5\n", ""),  # after the first command: not a directive
     ("#!/bin/bash\n#SBATCH --dependency='unclosed\n", "'unclosed"),
+    ("#!/bin/bash\n#SBATCH\t--dependency=afterok:5\n", "afterok:5"),
+    ("#!/bin/bash\n#SBATCH--dependency=afterok:5\n", "afterok:5"),
 ])
 def test_requested_dependency(script, spec):
     assert dependency.requested(script.encode()) == spec
