@@ -147,7 +147,8 @@ def create() -> Flask:
         if task is None or task.get("service") != "storage":
             raise BadRequest("Invalid X-Task-Id", INVALIDATE_FAILED)
         try:
-            staging().retire(task_id)  # its URLs end first: nothing more can arrive
+            # Its URLs end first, nothing more can arrive; a staged download's GET URL then answers 404.
+            staging().retire(task_id, keep_get_url=task.get("status") == "117")
         except FirecrestError:
             raise BadRequest("Could not invalidate URL", INVALIDATE_FAILED) from None
         client().delete(caller.token, task_id)

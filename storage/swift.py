@@ -140,12 +140,13 @@ class Staging:
             headers[f"X-Container-Meta-{EXPIRES}"] = str(int(time.time() + expires_in))
         return self._call("end URLs", self._conn().post_container, area(task), headers, missing=False) is None
 
-    def retire(self, task: str) -> int:
+    def retire(self, task: str, keep_get_url: bool = False) -> int:
         """End the task's area: its keys first (every URL to it fails from then on, so nothing new arrives), then
         every object, whatever its name, and the container. Returns how many objects there were. A PUT that
         was let in before the keys went may still land meanwhile: it is deleted in the next round, or by the
-        sweep (the area keeps its expiry)."""
-        if not self.end_urls(task):
+        sweep (the area keeps its expiry). `keep_get_url` (a staged download's, whose client key signs nothing
+        but its GET URL): that key and the empty container stay until the sweep, so the URL answers 404."""
+        if not self.end_urls(task, client=not keep_get_url):
             return 0
         removed = 0
         for _ in range(3):
@@ -153,7 +154,7 @@ class Staging:
             if found is None:
                 break
             removed += len(found)
-            if self._bulk_delete(area(task), [o.name for o in found], container_too=True):
+            if self._bulk_delete(area(task), [o.name for o in found], container_too=not keep_get_url):
                 break
         return removed
 

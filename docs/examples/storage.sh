@@ -45,7 +45,7 @@ downloaded=$(wait_task "$task_id" 117)
 curl -sS --fail -o "$WORK/back.bin" "$(jq -r .data.url <<<"$downloaded")"
 echo "download: $(jq -r .status <<<"$downloaded") $(cmp -s "$WORK/data.bin" "$WORK/back.bin" && echo identical)"
 
-# 3. Done with the URL: invalidate it (its key and the object are deleted; the URL then answers 401).
+# 3. Done with the URL: invalidate it (the object is deleted; the URL then answers 404).
 api -o /dev/null -X POST -H "X-Task-Id: $task_id" "$API/xfer-external/invalidate"
 echo "invalidated: $(curl -s -o /dev/null -w '%{http_code}' "$(jq -r .data.url <<<"$downloaded")")"
 
