@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import functools
 import grp
-import os
 import pwd
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
+from common.config import site
 from common.errors import Forbidden
-
-DEFAULT_SITE_FILE = Path(__file__).resolve().parents[1] / "deploy" / "local" / "site.yaml"
 
 
 class NotAClusterUser(Forbidden):
@@ -78,6 +73,5 @@ def parse(raw: dict | None) -> Principals:
 
 @functools.cache
 def principals() -> Principals:
-    """The rule of this process's site file (FIRECREST_SITE_FILE, as common.config reads it)."""
-    path = Path(os.environ.get("FIRECREST_SITE_FILE", DEFAULT_SITE_FILE))
-    return parse((yaml.safe_load(path.read_text()) or {}).get("certificates"))
+    """The rule of this process's site file."""
+    return parse(site().certificate_principals)

@@ -95,6 +95,8 @@ class Site:
     service_token: str = field(repr=False)
     service_urls: dict[str, str]
     storage: StorageConfig = field(default_factory=StorageConfig)
+    # Who may get a certificate (`users`, `group`, `min_uid`, `max_uid`): read by certificator/principals.py.
+    certificate_principals: dict[str, Any] = field(default_factory=dict)
 
     @property
     def default_system(self) -> str:
@@ -158,6 +160,7 @@ def parse(text: str, env: dict[str, str]) -> Site:
         },
         storage=StorageConfig(**raw.get("storage", {}), user=env.get("SWIFT_USER", ""),
                               key=env.get("SWIFT_KEY", "")),
+        certificate_principals=dict(raw.get("certificates", {})),
     )
 
 

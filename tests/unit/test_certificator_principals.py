@@ -7,9 +7,11 @@ import grp
 import pwd
 
 import pytest
+import yaml
 
 from certificator import principals
 from certificator.principals import NotAClusterUser, Principals, parse
+from common.stack_env import REPO
 
 ACCOUNTS = {"root": 0, "swift": 108, "alice": 1001, "bob": 1002, "carol": 1003, "nobody": 65534}
 
@@ -64,4 +66,5 @@ def test_a_rule_that_would_admit_root_or_is_malformed_is_refused(raw):
 
 
 def test_the_site_file_rule():
-    assert principals.principals() == Principals(min_uid=1000, max_uid=60000, users=frozenset({"alice", "bob"}))
+    raw = yaml.safe_load((REPO / "deploy" / "local" / "site.yaml").read_text())["certificates"]
+    assert parse(raw) == Principals(min_uid=1000, max_uid=60000, users=frozenset({"alice", "bob"}))
