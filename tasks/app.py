@@ -38,7 +38,10 @@ def task_id(value: str) -> str:
 
 
 def body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the parser goes: a bad request, not a 500
+        data = None
     if not isinstance(data, dict):
         raise BadRequest("a JSON object is required", "Invalid request")
     return data

@@ -144,6 +144,10 @@ def test_internal_bad_input(internal):
     raw = requests.put(internal.url + f"/{tid}", data="not json", timeout=10,
                        headers={**internal.credential, "Authorization": f"Bearer {internal.site.token('alice')}"})
     assert raw.status_code == 400
+    deep = requests.put(internal.url + f"/{tid}", data="[" * 100000 + "]" * 100000, timeout=10,
+                        headers={**internal.credential, "Content-Type": "application/json",
+                                 "Authorization": f"Bearer {internal.site.token('alice')}"})
+    assert deep.status_code == 400, deep.text
 
 
 def test_delete_retires_the_task(site, internal):
