@@ -1,5 +1,6 @@
-"""External transfers against a hostile user, on the real site: object names that try to reach another user's
-objects, upload URLs used after their task has ended, and more transfers than a user may hold at once."""
+"""External transfers against a hostile user, on the real site: file names that would run if a shell saw them,
+object names that try to reach another user's objects, upload URLs used after their task has ended, and more
+transfers than a user may hold at once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import requests
 from conftest import user_ids
 from gateway_client import Api
 from swiftclient.client import Connection
-from test_storage import download, service_staging, start_upload, unstaged
+from test_storage import download, service_staging, start_upload, unstaged, upload
 
 from storage.swift import Staging
 
@@ -90,6 +91,49 @@ def plant(site, container: str, name: str, body: bytes = b"hostile") -> None:
     finally:
         http_conn.close()
         conn.close()
+
+
+# -- hostile names of files --------------------------------------------------------------------------------------------
+
+# File names cannot hold "/": the canary is a bare name, looked for where a command would have run.
+HOSTILE = ["$(touch {c})", "`touch {c}`", "it's", 'a"b', "-rf", "--help", "x y", "ü ∂ 漢", "a;touch {c}", "%2e%2e",
+           "?q=1#f", "a\\b", "$HOME"]
+
+
+@pytest.fixture
+def canary(home_dir) -> str:
+    name = f"canary-{uuid.uuid4().hex}"
+    yield name
+    for where in ("/home/alice", "/tmp", str(home_dir), "/"):
+        assert not os.path.exists(os.path.join(where, name)), "a hostile value was executed"
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_travel_literally(api, workdir, home_dir, canary, name):
+    name = name.format(c=canary)
+    directory = home_dir / f"d {name}"
+    directory.mkdir()
+    os.chown(directory, *user_ids("alice"))
+    local = workdir / name
+    local.write_bytes(name.encode() * 3)
+    task = upload(api, local, str(directory))
+    assert task["status"] == "114", task
+    landed = directory / name
+    assert landed.read_bytes() == name.encode() * 3
+
+    _, task = download(api, str(landed))
+    assert task["status"] == "117", task
+    assert requests.get(task["data"]["url"], timeout=30).content == name.encode() * 3
+
+
+def test_dot_dot_in_a_source_name_stays_in_the_task(api, workdir, home_dir):
+    """Only the basename of sourcePath is used: `../x` can never name an object outside the task's prefix."""
+    local = workdir / "x"
+    local.write_text("x")
+    task_id, task = start_upload(api, str(workdir / ".." / workdir.name / "x"), str(home_dir))
+    assert task["data"]["source"] == "x"
+    assert f"/transfer-{task_id}/x?" in task["data"]["msg"]["parameters"]["url"]
+    api.request("POST", "/xfer-external/invalidate", machine=None, headers={"X-Task-Id": task_id})
 
 
 # -- object names --------------------------------------------------------------------------------------------
