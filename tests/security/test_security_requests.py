@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +74,20 @@ def is_file(schema: dict) -> bool:
 
 
 @pytest.fixture(scope="module")
-def playground() -> Path:
-    """A directory of alice's where whatever the sweep creates lands, with a file to read."""
+def playground() -> Iterator[Path]:
+    """A directory of alice's where whatever the sweep creates lands, with a file to read. Relative hostile paths
+    (`-rf`, `²`) land in her home: whatever the sweep added there is removed too."""
+    before = set(ALICE_HOME.iterdir())
     path = ALICE_HOME / f"sweep-{uuid.uuid4().hex[:10]}"
     path.mkdir()
     (path / "src.txt").write_text("line\n" * 20)
     subprocess.run(["chown", "-R", "alice:alice", str(path)], check=True)
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    for added in set(ALICE_HOME.iterdir()) - before - {ALICE_HOME / "firecrest"}:
+        if added.is_dir() and not added.is_symlink():
+            shutil.rmtree(added, ignore_errors=True)
+        else:
+            added.unlink(missing_ok=True)
 
 
 def baseline(name: str, where: Path) -> Any:
