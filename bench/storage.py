@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
+import secrets
 import shlex
 import statistics
 import subprocess
@@ -62,17 +63,17 @@ class Client:
 
 
 class RawSwift:
-    """The floor: plain curl against temp URLs of a scratch object, signed with the account's key."""
+    """The floor: plain curl against temp URLs of a scratch object, signed with its container's key."""
 
     def __init__(self) -> None:
         storage = site().storage
         self.conn = Connection(authurl=storage.auth_url, user=ENV["SWIFT_USER"], key=ENV["SWIFT_KEY"])
         url, _ = self.conn.get_auth()
         self.account_path = url.split("/v1/")[1]
-        self.key = self.conn.head_account()["x-account-meta-temp-url-key"]
+        self.key = secrets.token_hex(16)
         self.public = storage.public_url.rstrip("/")
         self.container = "bench-floor"
-        self.conn.put_container(self.container)
+        self.conn.put_container(self.container, headers={"X-Container-Meta-Temp-URL-Key": self.key})
 
     def url(self, name: str, method: str) -> str:
         path = f"/v1/{self.account_path}/{self.container}/{name}"

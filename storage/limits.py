@@ -16,18 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from common.auth import Identity
-from common.errors import FirecrestError
+from common.errors import TooManyRequests
 from common.tasks import TasksClient
 
 IN_FLIGHT = frozenset({"100", "110", "111", "112", "113", "116"})  # an external transfer's unfinished statuses
 RETRY_AFTER_S = 30
 
 
-class TooManyTransfers(FirecrestError):
-    status = 429
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(RETRY_AFTER_S)}
 
 
 class Admission:
@@ -50,8 +45,8 @@ class Admission:
         tasks = self.tasks.mine(user.token).values()
         count = sum(t.get("service") == "storage" and t.get("status") in IN_FLIGHT for t in tasks)
         if count >= self.limit:
-            raise TooManyTransfers(
+            raise TooManyRequests(
                 f"{count} of your external transfers are in flight, the most allowed at once ({self.limit}): "
                 "finish an upload, wait for a transfer to end, or invalidate one "
                 "(POST /storage/xfer-external/invalidate), then try again",
-                "Too many transfers in flight")
+                "Too many transfers in flight", retry_after_s=RETRY_AFTER_S)

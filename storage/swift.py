@@ -34,6 +34,7 @@ from swiftclient.utils import generate_temp_url
 
 from common.config import StorageConfig, site
 from common.errors import FirecrestError
+from common.params import integer
 
 SEGMENTS = "segments/"
 MAX_SEGMENTS = 1000  # Swift's default max_manifest_segments
@@ -222,7 +223,7 @@ class Staging:
                 continue
             head = self._call("read container", self._conn().head_container, name, missing=None)
             expires = (head or {}).get(f"x-container-meta-{EXPIRES.lower()}", "")
-            if head is not None and not (expires.isdigit() and int(expires) > time.time()):
+            if head is not None and not (integer(expires) or 0) > time.time():
                 removed += self.retire(task)
         return removed
 

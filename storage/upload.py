@@ -12,6 +12,7 @@ import shlex
 from typing import Any
 
 from common.errors import FirecrestError
+from common.params import integer
 
 from .swift import MAX_SEGMENTS, SEGMENTS, Staging, StoredObject, segment_name
 
@@ -94,7 +95,7 @@ def pieces(staging: Staging, task: str, name: str) -> tuple[list[StoredObject], 
         if segments:
             raise TransferFailed("The upload sent segments, then the whole file without saying how many")
         return [StoredObject(name, int(head["content-length"]), head["etag"].strip('"'))], True
-    if not announced.isdigit() or int(announced) != len(segments) or not 0 < len(segments) <= MAX_SEGMENTS:
+    if integer(announced) != len(segments) or not 0 < len(segments) <= MAX_SEGMENTS:  # user metadata: ASCII only
         raise TransferFailed(f"The upload announced {announced[:20]} segments, but {len(segments)} arrived")
     if len(contiguous) != len(segments):
         raise TransferFailed("The uploaded segments are not numbered 0, 1, 2, ... without gaps")

@@ -1,4 +1,4 @@
-"""Swift as the storage service will use it: temp URLs signed with the account key, nothing else."""
+"""Swift as the storage service uses it: temp URLs signed with a container's own key, nothing else."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from swiftclient.utils import generate_temp_url
 def swift(site) -> Iterator[tuple[Connection, str]]:
     conn = Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"])
     container = f"tests-{uuid.uuid4().hex[:8]}"
-    conn.put_container(container)
+    conn.put_container(container, headers={"X-Container-Meta-Temp-URL-Key": uuid.uuid4().hex})
     yield conn, container
     for obj in conn.get_container(container)[1]:
         conn.delete_object(container, obj["name"])
@@ -30,7 +30,7 @@ def swift(site) -> Iterator[tuple[Connection, str]]:
 def temp_url(conn: Connection, container: str, name: str, method: str, seconds: int | float = 300,
              absolute: bool = False) -> str:
     storage_url, _ = conn.get_auth()
-    key = conn.head_account()["x-account-meta-temp-url-key"]
+    key = conn.head_container(container)["x-container-meta-temp-url-key"]
     base = urlsplit(storage_url)
     path = f"{base.path}/{container}/{name}"
     return f"{base.scheme}://{base.netloc}" + generate_temp_url(path, seconds, key, method, absolute=absolute)

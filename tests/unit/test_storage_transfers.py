@@ -350,7 +350,7 @@ def test_names_of_other_shapes_are_never_pieces(machine):
 def test_a_user_with_too_many_transfers_in_flight_gets_429(machine):
     from common.auth import Identity
     from common.config import site
-    from storage.limits import TooManyTransfers
+    from common.errors import TooManyRequests
 
     limit = site().storage.max_transfers_per_user
     user = Identity(USER, "token", {})
@@ -361,7 +361,7 @@ def test_a_user_with_too_many_transfers_in_flight_gets_429(machine):
     with machine.transfers.admission.admit(user):
         pass
     listed.update({f"w{i}": {"service": "storage", "status": "111"} for i in range(limit - 3)})
-    with pytest.raises(TooManyTransfers) as refused, machine.transfers.admission.admit(user):
+    with pytest.raises(TooManyRequests) as refused, machine.transfers.admission.admit(user):
         pass
     assert refused.value.status == 429 and int(refused.value.headers()["Retry-After"]) > 0
     assert refused.value.body()["description"] == "Too many transfers in flight"

@@ -107,9 +107,10 @@ class Swift(Component):
 
         env = self.env()
         conn = Connection(authurl=env["SWIFT_AUTH_URL"], user=env["SWIFT_USER"], key=env["SWIFT_KEY"])
-        key = self.stack.secret("swift-temp-url-key")
-        if conn.head_account().get("x-account-meta-temp-url-key") != key:
-            conn.post_account({"X-Account-Meta-Temp-URL-Key": key})
+        # No account-wide temp URL key: it would sign a URL for any object. Each transfer's container has keys of
+        # its own (storage/swift.py), removed when the transfer ends. An older site set one: drop it.
+        if conn.head_account().get("x-account-meta-temp-url-key"):
+            conn.post_account({"X-Remove-Account-Meta-Temp-URL-Key": "x"})
         conn.close()
 
     def env(self) -> dict[str, str]:
