@@ -146,14 +146,23 @@ def user_ids(user: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-@pytest.fixture
-def home_dir() -> Iterator[Path]:
-    """A fresh directory of alice's on the cluster (the tests run as root, on the cluster's own filesystem)."""
-    path = Path("/home/alice") / f"t-{uuid.uuid4().hex[:10]}"
+def fresh_dir(user: str) -> Iterator[Path]:
+    """A fresh directory of the user's on the cluster (the tests run as root, on the cluster's own filesystem)."""
+    path = Path("/home") / user / f"t-{uuid.uuid4().hex[:10]}"
     path.mkdir()
-    os.chown(path, *user_ids("alice"))
+    os.chown(path, *user_ids(user))
     yield path
     subprocess.run(["rm", "-rf", "--", str(path)], check=False)
+
+
+@pytest.fixture
+def home_dir() -> Iterator[Path]:
+    yield from fresh_dir("alice")
+
+
+@pytest.fixture
+def bob_dir() -> Iterator[Path]:
+    yield from fresh_dir("bob")
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,15 +35,6 @@ def bob_api(site) -> Api:
 @pytest.fixture(scope="module")
 def staging(site) -> Staging:
     return service_staging(site)
-
-
-@pytest.fixture
-def bob_dir() -> Iterator[Path]:
-    path = Path("/home/bob") / f"t-{uuid.uuid4().hex[:10]}"
-    path.mkdir()
-    os.chown(path, *user_ids("bob"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def invalidate(who: Api, task_id: str) -> requests.Response:
