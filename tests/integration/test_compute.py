@@ -9,7 +9,6 @@ import os
 import pwd
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -104,11 +103,9 @@ def test_listing_a_running_job_has_its_output_tail(site, api):
         api.outcome(api.delete(f"/jobs/{jobid}"))
 
 
-def test_path_submission(site, api):
-    directory = f"/home/alice/cp-{uuid.uuid4().hex[:8]}"
-    os.makedirs(directory)
+def test_path_submission(site, api, home_dir):
+    directory = str(home_dir)
     Path(directory, "run.sh").write_bytes(script("pwd"))
-    os.chown(directory, ALICE.pw_uid, ALICE.pw_gid)
     os.chown(f"{directory}/run.sh", ALICE.pw_uid, ALICE.pw_gid)
     task = api.outcome(api.post("/jobs/path", targetPath=f"{directory}/run.sh"), 201)
     assert task["status"] == "200", task

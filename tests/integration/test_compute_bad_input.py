@@ -183,16 +183,14 @@ def test_other_dependency_dialects_are_refused(api, jobs, directive):
     refused(reply, "#SBATCH --dependency", "Failed to submit job")
 
 
-def test_a_directive_the_check_does_not_see_is_overridden(site, api, jobs):
+def test_a_directive_the_check_does_not_see_is_overridden(site, api, jobs, home_dir):
     """Directives past what is read (or a script changed after the check) reach sbatch, but the command line's
     `--dependency=` (empty) wins over them: the job has no dependency on bob's job."""
     padding = "#\n" * 40000  # more than the 64 KiB that are read
     script = f"#!/bin/bash\n{padding}#SBATCH --dependency=afterok:{jobs['bob']}\ntrue\n".encode()
-    directory = f"/home/alice/dep-{uuid.uuid4().hex[:8]}"
-    os.makedirs(directory)
+    directory = str(home_dir)
     Path(directory, "run.sh").write_bytes(script)
-    for path in (directory, f"{directory}/run.sh"):
-        os.chown(path, ALICE.pw_uid, ALICE.pw_gid)
+    os.chown(f"{directory}/run.sh", ALICE.pw_uid, ALICE.pw_gid)
     for task in (api.outcome(api.post("/jobs/path", targetPath=f"{directory}/run.sh"), 201),
                  api.outcome(api.post("/jobs/upload", files={"file": ("j.sh", script)}), 201)):
         assert task["status"] == "200", task
