@@ -69,20 +69,24 @@ for kind in ("SOCK_SEQPACKET", "SOCK_DGRAM", "SOCK_STREAM"):
 
 
 def test_socket_and_wrapper_modes(site):
-    sock, wrapper = site.dir / "login" / "audit.sock", site.dir / "login" / "firecrest-shell"
-    group = grp.getgrnam(GROUP)
-    assert group.gr_mem == [] and all(p.pw_gid != group.gr_gid for p in pwd.getpwall())  # no one is in it
+    sock, wrapper = site.dir / "login" / "audit" / "audit.sock", site.dir / "login" / "firecrest-shell"
+    group, collector = grp.getgrnam(GROUP), pwd.getpwnam(GROUP)  # the collector's account has the group's name
+    # No one is in the group but the collector's own account.
+    assert group.gr_mem == [] and [p.pw_name for p in pwd.getpwall() if p.pw_gid == group.gr_gid] == [GROUP]
+    st = sock.parent.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (collector.pw_uid, group.gr_gid, 0o750)
     st = sock.stat()
-    assert stat.S_ISSOCK(st.st_mode) and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, group.gr_gid, 0o660)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (collector.pw_uid, group.gr_gid, 0o660)
     st = wrapper.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, group.gr_gid, 0o2755)
     log = site.dir / "log" / "audit.log"
-    assert (log.stat().st_uid, stat.S_IMODE(log.stat().st_mode)) == (0, 0o600)
+    assert (log.stat().st_uid, stat.S_IMODE(log.stat().st_mode)) == (collector.pw_uid, 0o600)
 
 
 def test_alice_cannot_reach_the_audit_socket(site):
     rid = f"forged-local-{uuid.uuid4().hex[:8]}"
-    result = as_alice("/usr/bin/python3", "-c", CONNECT, str(site.dir / "login" / "audit.sock"), rid)
+    result = as_alice("/usr/bin/python3", "-c", CONNECT, str(site.dir / "login" / "audit" / "audit.sock"), rid)
     assert result.stdout.split("\n")[:3] == [f"{k} PermissionError" for k in ("SOCK_SEQPACKET", "SOCK_DGRAM",
                                                                               "SOCK_STREAM")], result
     assert site.audit_records({rid}) == []
@@ -106,7 +110,7 @@ def test_a_batch_job_cannot_forge_a_record(site, alice, home_dir):
     runs, as her, the command gets none of the wrapper's group, and a certificate of her own making names no key."""
     rid = f"forged-job-{uuid.uuid4().hex[:8]}"
     wrapper = site.dir / "login" / "firecrest-shell"
-    script = (f"#!/bin/bash\n/usr/bin/python3 -c '{CONNECT}' {site.dir / 'login' / 'audit.sock'} {rid}\n"
+    script = (f"#!/bin/bash\n/usr/bin/python3 -c '{CONNECT}' {site.dir / 'login' / 'audit' / 'audit.sock'} {rid}\n"
               f"SSH_USER_AUTH={rogue_auth_file(home_dir)} SSH_ORIGINAL_COMMAND='ID={rid}-wrapper id -G' {wrapper}\n")
     out = home_dir / "job.out"
     result = site.run(alice, f"sbatch --wait --parsable --output={out}", stdin=script.encode())

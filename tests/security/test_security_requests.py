@@ -5,9 +5,11 @@ canary command. And a user's shell startup files never run on an API call."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,12 +130,23 @@ class Sweep:
         assert reply.status_code < 500, reply.text
 
     def finish_tasks(self) -> None:
-        """Every task the sweep started ends (or waits for a client), and none carries a stack trace."""
+        """Every task the sweep started ends without a stack trace, and every job it submitted has ended (an
+        xfer-internal `cp` to `-rf` writes into alice's home when it runs, after its task)."""
         api = Api(self.site, "alice", "tasks")
+        jobs = []
         for task_id in self.seen:
             task = api.wait(task_id, timeout=60)
             assert task["status"] in FINAL, task
             assert "Traceback" not in json.dumps(task), task
+            if isinstance(task["data"], dict) and str(task["data"].get("jobid", "")).isdigit():
+                jobs.append(str(task["data"]["jobid"]))
+        deadline = time.monotonic() + 120
+        while jobs and time.monotonic() < deadline:
+            listed = subprocess.run(["squeue", "-h", "-o", "%i", "-j", ",".join(jobs)], capture_output=True,
+                                    text=True, env={**os.environ, **self.site.slurm_env})
+            jobs = listed.stdout.split()
+            time.sleep(0.5)
+        assert jobs == [], f"jobs of the sweep still queued: {jobs}"
 
 
 def fill(path: str, value: str) -> str:

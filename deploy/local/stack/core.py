@@ -111,12 +111,19 @@ def chown(path: Path, user: str) -> None:
     os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def system_user(name: str) -> str:
-    """An unprivileged account for a daemon (no login, no home), created when missing."""
+def system_user(name: str, group: str | None = None) -> str:
+    """An unprivileged account for a daemon (no login, no home), created when missing; its primary group is
+    `group` (created when missing) or one of its own name."""
+    if group:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            run(["groupadd", "--system", group])
     try:
         pwd.getpwnam(name)
     except KeyError:
-        run(["useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name])
+        grouping = ["--gid", group] if group else ["--user-group"]
+        run(["useradd", "--system", "--no-create-home", *grouping, "--shell", "/usr/sbin/nologin", name])
     return name
 
 

@@ -8,13 +8,16 @@ import os
 from pathlib import Path
 
 from ..component import Component
-from ..core import HOST, Daemon, SiteError, mkdir, port_open, render, run
+from ..core import HOST, Daemon, SiteError, chown, mkdir, port_open, render, run, system_user, write
 from . import PORTS
 from .slurm import CLUSTER
 
 # The only group that may connect to the audit collector's socket; the wrapper is setgid to it and drops it once
-# connected, so users' own processes and jobs cannot send records. It owns nothing else.
-AUDIT_GROUP = "firecrest-audit"
+# connected, so users' own processes and jobs cannot send records. The collector runs as the account of the same
+# name (that group is its primary group), which owns the socket's directory and the audit log, and nothing else.
+AUDIT_GROUP = AUDIT_ACCOUNT = "firecrest-audit"
+# The certificator's account: the user CA's private key is readable by it (and root) alone.
+CA_ACCOUNT = "firecrest-ca"
 
 
 class LoginNode(Component):
@@ -26,7 +29,7 @@ class LoginNode(Component):
 
     @property
     def audit_socket(self) -> Path:
-        return self.dir / "audit.sock"
+        return self.dir / "audit" / "audit.sock"
 
     @property
     def audit_log(self) -> Path:
@@ -36,14 +39,22 @@ class LoginNode(Component):
         return [PORTS["sshd"]]
 
     def prepare(self) -> None:
-        # The CA's private key is for root (the certificator) only.
-        mkdir(self.ca_dir, 0o700)
+        # The CA's private key is the certificator's only.
+        mkdir(self.ca_dir, 0o700, owner=system_user(CA_ACCOUNT))
         ca_key = self.ca_dir / "user_ca"
         if not ca_key.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest site user CA", "-f", str(ca_key)])
+        for path in (ca_key, ca_key.with_suffix(".pub")):
+            chown(path, CA_ACCOUNT)
         ca_key.chmod(0o600)
         mkdir(self.dir, 0o755)
-        audit_group()
+        system_user(AUDIT_ACCOUNT, group=AUDIT_GROUP)
+        mkdir(self.audit_socket.parent, 0o750, owner=AUDIT_ACCOUNT)  # the wrapper enters it by its group
+        mkdir(self.stack.log)
+        if not self.audit_log.exists():
+            write(self.audit_log, "", mode=0o600)
+        chown(self.audit_log, AUDIT_ACCOUNT)
+        self.audit_log.chmod(0o600)
         host_key = self.dir / "ssh_host_ed25519_key"
         if not host_key.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest login node", "-f", str(host_key)])
@@ -100,6 +111,7 @@ class LoginNode(Component):
                  AUDIT_GROUP, str(self.dir / "trusted_user_ca_keys.pub")],
                 self.stack.run / "audit-collector.pid",
                 ready=self.audit_socket.exists,
+                user=AUDIT_ACCOUNT,
             ),
             Daemon(
                 "sshd",
@@ -123,12 +135,3 @@ class LoginNode(Component):
             f"allow-list {self.dir / 'allowed-commands'}, audit log {self.audit_log} (socket {self.audit_socket}: "
             f"root and group {AUDIT_GROUP} only; the wrapper is setgid to it)",
         ]
-
-
-def audit_group() -> str:
-    """The audit group, created when missing (a system group with no members)."""
-    try:
-        grp.getgrnam(AUDIT_GROUP)
-    except KeyError:
-        run(["groupadd", "--system", AUDIT_GROUP])
-    return AUDIT_GROUP

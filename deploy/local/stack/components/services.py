@@ -1,5 +1,5 @@
-"""The gateway's Flask services under gunicorn: the certificator (root, it holds the CA key) and the public
-services (as the unprivileged `firecrest` user, which cannot read the CA key)."""
+"""The gateway's Flask services under gunicorn: the certificator (as `firecrest-ca`, the one account that reads the
+CA key) and the public services (as the unprivileged `firecrest` user, which cannot read the CA key)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..core import HOST, Daemon, system_user
 from . import PORTS, swift
 from .keycloak import REALM
 from .keycloak import URL as KEYCLOAK_URL
+from .login import CA_ACCOUNT
 
 SERVICE_USER = "firecrest"
 # gunicorn's --limit-request-line (default 4094) would refuse a query string holding a path near PATH_MAX.
@@ -23,11 +24,11 @@ class Service:
     module: str
     workers: int
     threads: int
-    user: str | None  # None: root
+    user: str  # every service runs as an unprivileged account
 
 
 SERVICES = (
-    Service("certificator", "certificator.app:app", workers=1, threads=8, user=None),
+    Service("certificator", "certificator.app:app", workers=1, threads=8, user=CA_ACCOUNT),  # the CA key's reader
     Service("status", "status.app:app", workers=1, threads=8, user=SERVICE_USER),
     Service("utilities", "utilities.app:app", workers=2, threads=16, user=SERVICE_USER),
     Service("tasks", "tasks.app:app", workers=2, threads=16, user=SERVICE_USER),
