@@ -8,7 +8,6 @@ import os
 import shlex
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -369,20 +368,6 @@ def test_invalidated_while_the_push_runs(api, staging, workdir, home_dir):
     time.sleep(5)  # the push job finishes meanwhile
     assert api.task(task_id)["status"] == "302"
     assert unstaged(staging, task_id)
-
-
-def test_areas_no_url_can_reach_are_swept(staging):
-    """What a client uploaded under a task that has ended is deleted once every URL to it has expired."""
-    task_id = uuid.uuid4().hex
-    staging.open_area(task_id, 3600)
-    url = staging.temp_url(task_id, "left-behind", "PUT", public=True)
-    assert requests.put(url, data=b"orphan", timeout=30).status_code == 201
-    staging.sweep(legacy_max_age_s=30 * 86400)
-    assert [o.name for o in staging.listing(task_id)] == ["left-behind"]  # its URLs live: kept
-    staging.end_urls(task_id, client=False, job=False, expires_in=-60)  # as if they had expired
-    staging.sweep(legacy_max_age_s=30 * 86400)
-    assert staging.listing(task_id) is None
-    assert requests.put(url, data=b"again", timeout=30).status_code == 401
 
 
 def test_status(api):
