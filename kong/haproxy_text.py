@@ -1,0 +1,18 @@
+"""Pieces of HAProxy text the rule writers share: the JSON answers and how they are written."""
+
+from __future__ import annotations
+
+UNAUTHORIZED = '{"message":"Unauthorized"}'
+RATE_LIMITED = '{"message":"API rate limit exceeded"}'
+INVALID_PATH = '{"description":"Invalid path"}'
+NO_ROUTE = '{"message":"no Route matched with those values"}'
+NOT_DEPLOYED = '{"description":"Service not deployed"}'
+
+
+def quoted_list(items: list[str]) -> str:
+    return '"' + ", ".join(items) + '"'
+
+
+def json_return(status: int, body: str, *headers: str) -> str:
+    hdrs = "".join(f" hdr {h}" for h in headers)
+    return f"http-request return status {status} content-type application/json string '{body}'{hdrs}"
