@@ -18,6 +18,7 @@ install:
 
 lint: install
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 # Lint, then every test; the integration tests bring the site up themselves if it is not up.
 test: lint

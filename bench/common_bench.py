@@ -22,10 +22,9 @@ from pathlib import Path
 import paramiko
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import config  # noqa: E402
-from common.commands import Command  # noqa: E402
-from common.stack_env import REPO, load_env, stack_dir  # noqa: E402
+from common import config
+from common.commands import Command
+from common.stack_env import REPO, load_env, stack_dir
 
 ENV = load_env()
 
@@ -170,6 +169,14 @@ end
 WRK_STATUS_LINE = re.compile(r"^status ([^|\n]+)\|(\d+)$", re.M)
 
 
+def wrk_figure(pattern: str, out: str) -> str:
+    """The first group of `pattern` in wrk's summary; a summary without it ends the benchmark, saying so."""
+    match = re.search(pattern, out)
+    if match is None:
+        raise SystemExit(f"wrk's summary has no {pattern!r}:\n{out}")
+    return match.group(1)
+
+
 def wrk(name: str, url: str, headers: dict[str, str], clients: int, seconds: int = 10,
         statuses: dict[str, int] | None = None) -> Figures:
     """A load from a separate process (wrk), so the client does not share the GIL with what it measures.
@@ -191,8 +198,8 @@ def wrk(name: str, url: str, headers: dict[str, str], clients: int, seconds: int
             statuses[key] = statuses.get(key, 0) + int(count)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     pct = {q: float(v) * scale[u] for q, v, u in WRK_LINE.findall(out)}
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(wrk_figure(r"Requests/sec:\s+([\d.]+)", out))
+    requests_done = int(wrk_figure(r"(\d+) requests in", out))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock_err = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock_err.groups())) if sock_err else 0)

@@ -33,6 +33,7 @@ import queue
 import shutil
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -41,8 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-from common_bench import ENV, Figures, RawSSH, percentile, report, service_line, site, token, wrk
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
+from bench.common_bench import ENV, Figures, RawSSH, percentile, report, service_line, site, token, wrk
 from common.stack_env import stack_dir
 from compute.slurm import Submit
 

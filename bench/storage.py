@@ -20,6 +20,7 @@ import secrets
 import shlex
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -27,9 +28,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from common_bench import ENV, site, token
 from swiftclient.client import Connection
 from swiftclient.utils import generate_temp_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
+from bench.common_bench import ENV, site, token
 
 MiB = 1024 * 1024
 FINAL = {"114", "115", "117", "118", "400"}

@@ -19,14 +19,16 @@ import io
 import os
 import pwd
 import shutil
+import sys
 import tarfile
 import uuid
 from pathlib import Path
 from urllib.parse import quote
 
 import requests
-from common_bench import ENV, Figures, RawSSH, measure, report, service_line, site, token, wrk
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
+from bench.common_bench import ENV, Figures, RawSSH, measure, report, service_line, site, token, wrk
 from utilities.commands import Ls, ReadFile
 
 USER = "alice"
@@ -34,6 +36,7 @@ HOME = f"/home/{USER}"
 SMALL = ("a.txt", "b.dat", "c.log", "sub", "link")  # 3 files, a directory, a symbolic link
 BIG_ENTRIES = 1000
 DOWNLOAD_BYTES = 1024 * 1024
+DOWNLOAD_FAILURE = "Failed to download file"  # what the service says of a download over the limit (utilities/app.py)
 CONCURRENT = 64
 
 
@@ -47,7 +50,7 @@ class Fixture:
         self.data = os.urandom(DOWNLOAD_BYTES)
         self.local = not via_api and os.geteuid() == 0 and Path(HOME).is_dir()
 
-    def _api(self, method: str, route: str, **kwargs) -> requests.Response:  # noqa: ANN003
+    def _api(self, method: str, route: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {token(USER)}", "X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
         r = requests.request(method, f"{self.gateway}/utilities/{route}", headers=headers, timeout=60, **kwargs)
         if r.status_code >= 300:
@@ -126,7 +129,7 @@ def main() -> None:
         def headers() -> dict[str, str]:  # a fresh token per phase: they live 5 minutes
             return {"Authorization": f"Bearer {token(USER)}", "X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
 
-        def ls_pair(path: str, entries: int):  # noqa: ANN202
+        def ls_pair(path: str, entries: int):
             def gateway_call() -> bool:
                 r = session.get(f"{url}/ls", params={"targetPath": path}, headers=hdr, timeout=30)
                 return r.status_code == 200 and len(r.json()["output"]) == entries
@@ -136,13 +139,14 @@ def main() -> None:
                 return status == 0 and out.count(b"\n") == entries + 1  # the `total N` line, then one per entry
             return gateway_call, raw_call
 
-        def download_pair(path: str, data: bytes):  # noqa: ANN202
+        def download_pair(path: str, data: bytes):
             def gateway_call() -> bool:
                 r = session.get(f"{url}/download", params={"sourcePath": path}, headers=hdr, timeout=30)
                 return r.status_code == 200 and r.content == data
 
             def raw_call() -> bool:
-                status, out = raw.run(service_line(ReadFile("download", path, limit), str(uuid.uuid4())))
+                line = service_line(ReadFile("download", path, limit, DOWNLOAD_FAILURE), str(uuid.uuid4()))
+                status, out = raw.run(line)
                 return status == 0 and out == data
             return gateway_call, raw_call
 
@@ -176,12 +180,12 @@ def main() -> None:
     print(f"test tree: {fixture.base} ({'made as root' if fixture.local else 'made through the API'}, removed); "
           f"floor lines as the service sends them (a fresh uuid per call), e.g.\n"
           f"  {service_line(Ls(fixture.small), str(uuid.uuid4()))}\n"
-          f"  {service_line(ReadFile('download', fixture.blob, limit), str(uuid.uuid4()))}")
+          f"  {service_line(ReadFile('download', fixture.blob, limit, DOWNLOAD_FAILURE), str(uuid.uuid4()))}")
     for label, rows in sections:
         report(f"{label}: through the gateway vs the raw pooled SSH floor", rows)
-        for fig, floor in rows:
-            if floor:
-                print(f"    {fig.name}: {fig.rps / floor.rps:.2f} of the floor's req/s")
+        for fig, of_floor in rows:
+            if of_floor:
+                print(f"    {fig.name}: {fig.rps / of_floor.rps:.2f} of the floor's req/s")
     dl = sections[2][1]
     print(f"\n  download throughput: floor {dl[0][0].rps * DOWNLOAD_BYTES / 1e6:.1f} MB/s, "
           f"gateway {dl[1][0].rps * DOWNLOAD_BYTES / 1e6:.1f} MB/s (sequential)")

@@ -7,9 +7,13 @@ Usage (site up): .venv/bin/python bench/whoami.py [--seconds 10]
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import requests
-from common_bench import ENV, RawSSH, measure, report, token, wrk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
+from bench.common_bench import ENV, RawSSH, measure, report, token, wrk
 
 COMMAND = "timeout -k 2 5 id -un"  # exactly what the utilities service runs (less the request id)
 

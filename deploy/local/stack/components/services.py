@@ -3,6 +3,7 @@ CA key) and the public services (as the unprivileged `firecrest` user, which can
 
 from __future__ import annotations
 
+import functools
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class Services(Component):
                  "--graceful-timeout", "10", "--limit-request-line", "32768", "--keep-alive", "30",
                  "--error-logfile", "-", s.module],
                 self.stack.run / f"{s.name}.pid",
-                ready=lambda s=s: self._answers(s),
+                ready=functools.partial(self._answers, s),
                 user=s.user,
                 env=self._env(s),
                 timeout=30,
