@@ -8,12 +8,10 @@ token says: a token's `unix_username` claim is only as good as the realm that is
 
 from __future__ import annotations
 
-import functools
 import grp
 import pwd
 from dataclasses import dataclass
 
-from common.config import site
 from common.errors import Forbidden
 
 
@@ -55,7 +53,8 @@ class Principals:
 
 
 def parse(raw: dict | None) -> Principals:
-    """The `certificates:` key of the site file; missing entries keep their safe defaults."""
+    """The `certificates:` key of the site file; missing entries keep their safe defaults, and its other entries
+    (`ca_key`, `validity_minutes`, `resume_window_s`) are not this rule's."""
     raw = raw or {}
     users = raw.get("users")
     if users is not None and not (isinstance(users, list) and all(isinstance(u, str) for u in users)):
@@ -69,9 +68,3 @@ def parse(raw: dict | None) -> Principals:
     if policy.min_uid < 1 or policy.max_uid < policy.min_uid:
         raise ValueError("certificates.min_uid must be at least 1 (root never gets a certificate) and <= max_uid")
     return policy
-
-
-@functools.cache
-def principals() -> Principals:
-    """The rule of this process's site file."""
-    return parse(site().certificate_principals)

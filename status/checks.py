@@ -11,13 +11,12 @@ from typing import Any, TypeVar
 import requests
 
 from common.commands import PathExists, SlurmPing, Whoami
-from common.config import System, site
+from common.config import System
 from common.errors import FirecrestError, MachineNotAvailable
-from common.remote import run
+from common.remote import UserOnSystem
 
 T = TypeVar("T")
 CACHE_SECONDS = 10.0
-_http = requests.Session()
 
 
 class UserCache:
@@ -42,56 +41,61 @@ class UserCache:
         return value
 
 
-cache = UserCache(CACHE_SECONDS)
+class Services:
+    """The other services' /status, asked with the caller's token (and, of the certificator, with the services'
+    credential: it answers nothing without it)."""
+
+    def __init__(self, urls: dict[str, str], service_token: str) -> None:
+        self.urls, self.service_token = urls, service_token
+        self.http = requests.Session()
+
+    def one(self, name: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        if name == "certificator":
+            headers = {**headers, "X-Firecrest-Service-Token": self.service_token}
+        try:
+            response = self.http.get(f"{url}/status", headers=headers, timeout=5)
+        except requests.RequestException:
+            return {"service": name, "status": "not available", "status_code": 400, "description": "server down"}
+        if response.status_code == 200:
+            return {"service": name, "status": "available", "status_code": 200, "description": "server up"}
+        description = "unauthorized" if response.status_code == 401 else "server up, service failing"
+        return {"service": name, "status": "not available", "status_code": response.status_code,
+                "description": description}
+
+    def all(self, headers: dict[str, str]) -> list[dict[str, Any]]:
+        targets = {n: u for n, u in self.urls.items() if n != "status"}
+        with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+            return list(pool.map(lambda item: self.one(item[0], item[1], headers), targets.items()))
 
 
-def service(name: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
-    if name == "certificator":
-        headers = {**headers, "X-Firecrest-Service-Token": site().service_token}
-    try:
-        response = _http.get(f"{url}/status", headers=headers, timeout=5)
-    except requests.RequestException:
-        return {"service": name, "status": "not available", "status_code": 400, "description": "server down"}
-    if response.status_code == 200:
-        return {"service": name, "status": "available", "status_code": 200, "description": "server up"}
-    description = "unauthorized" if response.status_code == 401 else "server up, service failing"
-    return {"service": name, "status": "not available", "status_code": response.status_code,
-            "description": description}
-
-
-def services(headers: dict[str, str]) -> list[dict[str, Any]]:
-    targets = {n: u for n, u in site().service_urls.items() if n != "status"}
-    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        return list(pool.map(lambda item: service(item[0], item[1], headers), targets.items()))
-
-
-def system(s: System, with_filesystems: bool = False) -> dict[str, Any]:
+def system(s: System, caller: UserOnSystem, with_filesystems: bool = False) -> dict[str, Any]:
     """A real SSH command as the caller, then a Slurm ping; a down system fails at the connect timeout."""
     try:
-        run(s.name, Whoami())
+        caller.run(Whoami())
     except MachineNotAvailable:
         return {"system": s.name, "status": "not available", "description": "System does not accept connections"}
     except FirecrestError as e:
         return {"system": s.name, "status": "not available", "description": f"System refused the check: {e.error}"}
     try:
-        slurm_up = run(s.name, SlurmPing())
+        slurm_up = caller.run(SlurmPing())
     except FirecrestError:
         slurm_up = False
     if not slurm_up:
         return {"system": s.name, "status": "not available", "description": "Scheduler (Slurm) is not responding"}
     description = "System ready"
     if with_filesystems:
-        down = [fs["path"] for fs in filesystems(s) if fs["status_code"] != 200]
+        down = [fs["path"] for fs in filesystems(s, caller) if fs["status_code"] != 200]
         if down:
             description = f"Filesystem {','.join(down)} is not available"
     return {"system": s.name, "status": "available", "description": description}
 
 
-def filesystems(s: System) -> list[dict[str, Any]]:
+def filesystems(s: System, caller: UserOnSystem) -> list[dict[str, Any]]:
+    """`caller`: the caller on `s`."""
     result = []
     for fs in s.filesystems:
         try:
-            ok = run(s.name, PathExists(fs.path))
+            ok = caller.run(PathExists(fs.path))
         except FirecrestError:
             ok = False
         result.append({"name": fs.path.strip("/") or "/", "path": fs.path, "description": fs.description,

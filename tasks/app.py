@@ -1,176 +1,27 @@
-"""Routes of the tasks service (public prefix /tasks, GET only through the gateway).
+"""The tasks service (the task store in Redis and its public read API) for a site.
 
-Public: GET / (`?tasks=id1,id2`) and GET /<id>, the caller's tasks only. Internal (never routed by the gateway;
-the services' credential and the owner's token): POST / creates, PUT /<id> updates, DELETE /<id> retires;
-POST /claim (credential only) hands unfinished tasks whose service process died to a live one.
-"""
+gunicorn runs `tasks.app:create()` in each worker; the store's Redis is the site's `tasks.redis_url` (connections
+open on first use). The service has no background work: tasks whose process died are claimed by the services
+that run them (POST /claim)."""
 
 from __future__ import annotations
 
-import functools
-import os
-import re
-from typing import Any
+from flask import Flask
 
-import redis
-from flask import Flask, Response, jsonify, request
+from common.app import create_app
+from common.config import Site, load
 
-from common.app import create_app, identity, require_service_credential
-from common.errors import BadRequest, Forbidden, NotFoundRoute, Unavailable
-
-from .store import DESCRIPTIONS, TTL, InvalidStatus, LeaseLost, NotOwner, TaskStore, UnknownTask
-
-TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_LEASE_S = 3600
+from .routes import STORE, routes
+from .store import TaskStore
 
 
-@functools.cache
-def store() -> TaskStore:
-    url = os.environ.get("FIRECREST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    return TaskStore(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
-                                          health_check_interval=30))
-
-
-def task_id(value: str) -> str:
-    if not TASK_ID.match(value):
-        raise BadRequest(f"'{value[:64]}' is not a valid task id", "Invalid task id")
-    return value
-
-
-def body() -> dict[str, Any]:
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # nesting deeper than the parser goes: a bad request, not a 500
-        data = None
-    if not isinstance(data, dict):
-        raise BadRequest("a JSON object is required", "Invalid request")
-    return data
-
-
-def lease(data: dict[str, Any]) -> float | None:
-    value = data.get("lease_s")
-    if value is None:
-        return None
-    if not isinstance(value, int | float) or not 0 <= value <= MAX_LEASE_S:
-        raise BadRequest(f"'lease_s' must be a number of seconds up to {MAX_LEASE_S}", "Invalid request")
-    return float(value)
-
-
-HOLDER = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def holder(data: dict[str, Any]) -> str | None:
-    value = data.get("holder")
-    if value is not None and not (isinstance(value, str) and HOLDER.fullmatch(value)):
-        raise BadRequest("'holder' must be 1 to 64 letters, digits, '_' or '-'", "Invalid request")
-    return value
-
-
-def private(data: dict[str, Any]) -> str | None:
-    value = data.get("private")
-    if value is not None and not isinstance(value, str):
-        raise BadRequest("'private' must be a string", "Invalid request")
-    return value
-
-
-def owned(tid: str) -> dict[str, Any]:
-    try:
-        return store().owned(task_id(tid), identity().username)
-    except UnknownTask:
-        raise NotFoundRoute(f"Task {tid} does not exist", "Task not found") from None
-    except NotOwner:
-        raise Forbidden("Operation not permitted. Invalid task owner.") from None
-
-
-def create() -> Flask:
+def create(site: Site | None = None) -> Flask:
+    site = site or load()
     app = create_app(
-        "tasks",
+        "tasks", [routes], site,
         public=lambda method, path: method == "POST" and path == "/claim",
         # Outcomes of work started under a token that has since expired are still recorded (credential required).
         expired_ok=lambda method, path: method in ("PUT", "DELETE"),
     )
-
-    @app.before_request
-    def _internal() -> None:
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            require_service_credential()
-
-    @app.errorhandler(LeaseLost)
-    def _lease_lost(err: LeaseLost) -> tuple[Any, int]:
-        return jsonify({"description": "Task held by another process",
-                        "error": "The task's lease ran out and another process holds it now"}), 409
-
-    @app.errorhandler(redis.RedisError)
-    def _store_down(err: redis.RedisError) -> tuple[Any, int]:
-        app.logger.warning("task store: %r", err)
-        error = Unavailable("The task store is not available; try again shortly", "Task store unavailable")
-        return jsonify(error.body()), error.status
-
-    @app.get("/")
-    @app.get("/tasks")  # the early name (`/tasks/tasks`)
-    def list_tasks() -> Response:
-        raw = request.args.get("tasks")
-        ids = None if raw is None else [task_id(t.strip()) for t in raw.split(",") if t.strip()]
-        return jsonify({"tasks": store().list(identity().username, ids)})
-
-    @app.get("/<tid>")
-    @app.get("/tasks/<tid>")
-    def get_task(tid: str) -> Response:
-        return jsonify({"task": {**owned(tid), "task_url": f"/tasks/{tid}"}})
-
-    @app.get("/status")
-    def status() -> Response:
-        return jsonify({"success": "ack"})
-
-    @app.post("/")
-    def create_task() -> tuple[Response, int]:
-        data = body()
-        service = data.get("service")
-        if service not in TTL:
-            raise Forbidden(f"Service {str(service)[:64]} is unknown")
-        system = data.get("system")
-        task = store().create(identity().username, service, system if isinstance(system, str) else None,
-                              data.get("data", DESCRIPTIONS["100"]), private(data), lease(data), holder(data))
-        return jsonify({"hash_id": task["task_id"], "task_url": f"/tasks/{task['task_id']}"}), 201
-
-    @app.put("/<tid>")
-    def update_task(tid: str) -> Response:
-        data = body()
-        owned(tid)
-        if "status" not in data:  # only the lease: the work goes on
-            try:
-                store().renew(tid, identity().username, lease(data) or 0.0, holder(data))
-            except (UnknownTask, NotOwner):
-                raise NotFoundRoute(f"Task {tid} does not exist", "Task not found") from None
-            return jsonify({"success": "lease renewed"})
-        try:
-            store().update(tid, identity().username, str(data.get("status")), data.get("data"), private(data),
-                           lease(data), holder(data))
-        except InvalidStatus:
-            raise BadRequest(f"Status code error: {str(data.get('status'))[:16]}", "Status code error") from None
-        except (UnknownTask, NotOwner):  # expired between the check and the write
-            raise NotFoundRoute(f"Task {tid} does not exist", "Task not found") from None
-        return jsonify({"success": "task updated"})
-
-    @app.delete("/<tid>")
-    def delete_task(tid: str) -> tuple[str, int]:
-        owned(tid)
-        store().delete(tid, identity().username)
-        return "", 204
-
-    @app.post("/claim")
-    def claim() -> Response:
-        data = body()
-        service = data.get("service")
-        if service not in TTL:
-            raise Forbidden(f"Service {str(service)[:64]} is unknown")
-        limit = data.get("limit", 20)
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise BadRequest("'limit' must be an integer from 1 to 1000", "Invalid request")
-        claimed = store().claim(service, lease(data) or 30.0, limit, holder(data) or "")
-        return jsonify({"tasks": [{"task": c.task, "private": c.private} for c in claimed]})
-
+    app.extensions[STORE] = TaskStore.at(site.redis_url)
     return app
-
-
-app = create()

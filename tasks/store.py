@@ -14,6 +14,7 @@ Keys (all prefixed `firecrest:`):
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import time
@@ -24,32 +25,16 @@ from typing import Any
 
 import redis
 
-# The contract's codes and texts (typos included: clients may compare them).
-DESCRIPTIONS = {
-    "100": "Queued",
-    "101": "In progress",
-    "110": "Waiting for Form URL from Object Storage to be retrieved",
-    "111": "Form URL from Object Storage received",
-    "112": "Object Storage confirms that upload to Object Storage has finished",
-    "113": "Download from Object Storage to server has started",
-    "114": "Download from Object Storage to server has finished",
-    "115": "Download from Object Storage error",
-    "116": "Started upload from filesystem to Object Storage",
-    "117": "Upload from filesystem to Object Storage has finished succesfully",
-    "118": "Upload from filesystem to Object Storage has finished with errors",
-    "200": "Finished successfully",
-    "300": "Deleted on request",
-    "301": "Marked for expiration in persistence",
-    "302": "Task not longer valid",
-    "400": "Finished with errors",
-}
-FINAL = frozenset({"114", "115", "117", "118", "200", "300", "301", "302", "400"})
+from common.task_status import FINAL, Status
+from common.task_status import parse as parse_status
+
 # Seconds, renewed on every update (as upstream). `test`: tasks of no live service, which no process claims: the
 # site's tests (they hold the services' credential) use it so that they never race a service's recovery.
 TTL = {"compute": 86400, "storage": 604800, "test": 3600}
 DELETED_TTL = 300
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 PREFIX = "firecrest:"
+DEFAULT_URL = "redis://127.0.0.1:6379/0"  # a site file without `tasks.redis_url`
 LOST = "The service running this task stopped, and what it needed to resume the task was lost; nothing more will happen"
 
 # Atomically take up to ARGV[3] tasks whose lease ran out and give them a new lease (and holder ARGV[4], kept
@@ -90,10 +75,21 @@ def now_text() -> str:
     return time.strftime(TIME_FORMAT, time.localtime())
 
 
+def text(value: Any) -> str:
+    """A value read from Redis (bytes: the client does not decode) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class TaskStore:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._claim = client.register_script(CLAIM)
+
+    @classmethod
+    def at(cls, url: str) -> TaskStore:
+        """The store in the Redis at `url` (the site's `tasks.redis_url`); connections open on first use."""
+        return cls(redis.Redis.from_url(url or DEFAULT_URL, socket_timeout=5, socket_connect_timeout=2,
+                                        health_check_interval=30))
 
     @staticmethod
     def _key(kind: str, name: str) -> str:
@@ -106,8 +102,8 @@ class TaskStore:
         task_id = secrets.token_hex(16)  # unguessable, unlike upstream's md5 of a counter
         stamp = now_text()
         task = {
-            "task_id": task_id, "hash_id": task_id, "user": user, "status": "100",
-            "description": DESCRIPTIONS["100"], "data": data, "service": service, "system": system,
+            "task_id": task_id, "hash_id": task_id, "user": user, "status": Status.QUEUED,
+            "description": Status.QUEUED.description, "data": data, "service": service, "system": system,
             "created_at": stamp, "updated_at": stamp, "last_modify": stamp,
         }
         ttl = TTL[service]
@@ -138,12 +134,12 @@ class TaskStore:
 
     def list(self, user: str, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """The user's tasks (all of them, or those of `ids` that are theirs), oldest first."""
-        wanted = ids if ids is not None else self.r.zrange(self._key("user", user), 0, -1)
-        wanted = [i.decode() if isinstance(i, bytes) else i for i in wanted]
+        wanted = ids if ids is not None else [text(i) for i in self.r.zrange(self._key("user", user), 0, -1)]
         if not wanted:
             return {}
         raws = self.r.mget([self._key("task", i) for i in wanted])
-        tasks, gone = {}, []
+        tasks: dict[str, dict[str, Any]] = {}
+        gone: builtins.list[str] = []
         for task_id, raw in zip(wanted, raws, strict=True):
             task = json.loads(raw) if raw else None
             if task is None:
@@ -156,19 +152,20 @@ class TaskStore:
 
     def update(self, task_id: str, user: str, status: str, data: Any = None, private: str | None = None,
                lease_s: float | None = None, holder: str | None = None) -> dict[str, Any]:
-        if status not in DESCRIPTIONS:
+        code = parse_status(status)
+        if code is None:
             raise InvalidStatus(f"Status code error: {status}")
         task = self.owned(task_id, user)
-        if task["status"] == "302":  # deleted by its owner: the work's late outcome must not bring it back
+        if task["status"] == Status.INVALID:  # deleted by its owner: the work's late outcome must not bring it back
             raise UnknownTask(f"Task {task_id} was deleted")
         stamp = now_text()
-        task.update(status=status, description=DESCRIPTIONS[status], updated_at=stamp, last_modify=stamp,
-                    data=DESCRIPTIONS[status] if data is None else data)
+        task.update(status=code, description=code.description, updated_at=stamp, last_modify=stamp,
+                    data=code.description if data is None else data)
         ttl = TTL[task["service"]]
         inflight = self._key("inflight", task["service"])
         with self._held(task_id, holder) as p:
             p.set(self._key("task", task_id), json.dumps(task), ex=ttl)
-            if status in FINAL:
+            if code.final:
                 p.delete(self._key("private", task_id), self._key("holder", task_id))
                 p.zrem(inflight, task_id)
             else:
@@ -198,7 +195,7 @@ class TaskStore:
             if holder:
                 p.watch(key)
                 current = p.get(key)
-                if current is not None and current.decode() != holder:
+                if current is not None and text(current) != holder:
                     raise LeaseLost(task_id)
             p.multi()
             yield p
@@ -211,14 +208,15 @@ class TaskStore:
         """Marked not valid any more and gone after DELETED_TTL (as upstream)."""
         task = self.owned(task_id, user)
         stamp = now_text()
-        task.update(status="302", description=DESCRIPTIONS["302"], updated_at=stamp, last_modify=stamp)
+        task.update(status=Status.INVALID, description=Status.INVALID.description, updated_at=stamp,
+                    last_modify=stamp)
         with self.r.pipeline(transaction=True) as p:
             p.set(self._key("task", task_id), json.dumps(task), ex=DELETED_TTL)
             p.delete(self._key("private", task_id), self._key("holder", task_id))
             p.zrem(self._key("inflight", task["service"]), task_id)
             p.execute()
 
-    def claim(self, service: str, lease_s: float, limit: int = 20, holder: str = "") -> list[Claimed]:
+    def claim(self, service: str, lease_s: float, limit: int = 20, holder: str = "") -> builtins.list[Claimed]:
         """Unfinished tasks of `service` whose lease ran out, now leased to the caller (`holder`) for `lease_s`."""
         now = time.time()
         ids = [i.decode() for i in self._claim(keys=[self._key("inflight", service)],
@@ -232,7 +230,7 @@ class TaskStore:
                 continue
             private = self.r.get(self._key("private", task_id))
             if private is None:  # nothing to resume from: close it rather than leave it queued forever
-                self.update(task_id, task["user"], "400", LOST)
+                self.update(task_id, task["user"], Status.FAILED, LOST)
                 continue
-            claimed.append(Claimed(task, private.decode()))
+            claimed.append(Claimed(task, text(private)))
         return claimed

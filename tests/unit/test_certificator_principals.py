@@ -68,3 +68,30 @@ def test_a_rule_that_would_admit_root_or_is_malformed_is_refused(raw):
 def test_the_site_file_rule():
     raw = yaml.safe_load((REPO / "deploy" / "local" / "site.yaml").read_text())["certificates"]
     assert parse(raw) == Principals(min_uid=1000, max_uid=60000, users=frozenset({"alice", "bob"}))
+
+
+SITE = """
+systems:
+  - name: cluster
+    login: {host: 127.0.0.1, port: 2222, host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"}
+auth: {issuer: "http://issuer.test/realms/x", audience: firecrest}
+certificates: {ca_key: /ca/user_ca, validity_minutes: 5, resume_window_s: 60, group: hpc%s}
+"""
+
+
+def test_the_certificator_is_built_with_its_sites_rule_and_key():
+    from certificator.app import create
+    from certificator.routes import CA_KEY, PRINCIPALS
+    from common.config import parse as parse_site
+
+    app = create(site=parse_site(SITE % "", {}))
+    assert app.extensions[PRINCIPALS] == Principals(group="hpc")  # ca_key, validity and window are not the rule's
+    assert str(app.extensions[CA_KEY]) == "/ca/user_ca"
+
+
+def test_a_bad_rule_stops_the_certificator_when_it_is_built():
+    from certificator.app import create
+    from common.config import parse as parse_site
+
+    with pytest.raises(ValueError, match="min_uid"):
+        create(site=parse_site(SITE % ", min_uid: 0", {}))

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from common.config import Site, parse
+
 REPO = Path(__file__).resolve().parents[2]
 # Public services and the gateway prefix their routes are published under (kong/kong.yml strips it).
 PUBLIC = {
@@ -61,25 +63,34 @@ def spec() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def test_site() -> Site:
+    return parse(SITE, {})
+
+
+@pytest.fixture(scope="module")
 def site_env(tmp_path_factory) -> Iterator[None]:
+    """SITE as the process's site file, for tests that still read it through the transitional
+    `common.config.site()` (the apps here get their site passed in)."""
+    from common import config
+
     site_file = tmp_path_factory.mktemp("site") / "site.yaml"
     site_file.write_text(SITE)
     mp = pytest.MonkeyPatch()
     mp.setenv("FIRECREST_SITE_FILE", str(site_file))
-    mp.delenv("FIRECREST_INTERNAL_TASKS_URL", raising=False)  # no task recovery thread when compute is imported
-    from common.config import site
-
-    site.cache_clear()
+    cached = getattr(config, "site", None)
+    if cached is not None:
+        cached.cache_clear()
     yield
-    site.cache_clear()
+    if cached is not None:
+        cached.cache_clear()
     mp.undo()
 
 
 @pytest.fixture(scope="module")
-def routes(site_env) -> set[tuple[str, str]]:
+def routes(test_site) -> set[tuple[str, str]]:
     found = set()
     for name, prefix in PUBLIC.items():
-        app = importlib.import_module(f"{name}.app").app
+        app = importlib.import_module(f"{name}.app").create(site=test_site)
         for rule in app.url_map.iter_rules():
             if rule.endpoint == "static":
                 continue

@@ -29,12 +29,12 @@ class Service:
 
 
 SERVICES = (
-    Service("certificator", "certificator.app:app", workers=1, threads=8, user=CA_ACCOUNT),  # the CA key's reader
-    Service("status", "status.app:app", workers=1, threads=8, user=SERVICE_USER),
-    Service("utilities", "utilities.app:app", workers=2, threads=16, user=SERVICE_USER),
-    Service("tasks", "tasks.app:app", workers=2, threads=16, user=SERVICE_USER),
-    Service("compute", "compute.app:app", workers=2, threads=16, user=SERVICE_USER),
-    Service("storage", "storage.app:app", workers=2, threads=16, user=SERVICE_USER),
+    Service("certificator", "certificator.app:create()", workers=1, threads=8, user=CA_ACCOUNT),  # the CA key's reader
+    Service("status", "status.app:create()", workers=1, threads=8, user=SERVICE_USER),
+    Service("utilities", "utilities.app:create()", workers=2, threads=16, user=SERVICE_USER),
+    Service("tasks", "tasks.app:create()", workers=2, threads=16, user=SERVICE_USER),
+    Service("compute", "compute.app:create()", workers=2, threads=16, user=SERVICE_USER),
+    Service("storage", "storage.app:create()", workers=2, threads=16, user=SERVICE_USER),
 )
 
 
@@ -61,13 +61,11 @@ class Services(Component):
             **{f"FIRECREST_INTERNAL_{s.name.upper()}_URL": internal_url(s.name) for s in SERVICES},
             "PYTHONDONTWRITEBYTECODE": "1",
         }
-        if service.name == "certificator":
-            env["FIRECREST_CA_KEY"] = str(self.stack.path("ca", "user_ca"))
         if service.name == "storage":  # the only service that holds the object store's credentials
             env["SWIFT_USER"] = f"{swift.ACCOUNT}:{swift.USER}"
             env["SWIFT_KEY"] = self.stack.secret("swift-key")
         if service.name == "tasks":  # the only service that talks to Redis
-            env["FIRECREST_REDIS_URL"] = f"redis://:{self.stack.secret('redis')}@{HOST}:{PORTS['redis']}/0"
+            env["FIRECREST_REDIS_PASSWORD"] = self.stack.secret("redis")
         return env
 
     def daemons(self) -> list[Daemon]:
@@ -78,7 +76,7 @@ class Services(Component):
                 [gunicorn, "--bind", f"{HOST}:{PORTS[s.name]}", "--workers", str(s.workers), "--threads",
                  str(s.threads), "--worker-class", "gthread", "--chdir", str(self.stack.repo),
                  "--graceful-timeout", "10", "--limit-request-line", "32768", "--keep-alive", "30",
-                 "--error-logfile", "-", s.module],
+                 "--error-logfile", "-", "--config", "python:common.serving", s.module],
                 self.stack.run / f"{s.name}.pid",
                 ready=functools.partial(self._answers, s),
                 user=s.user,
