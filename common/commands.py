@@ -125,31 +125,32 @@ class SlurmPing(Command[bool]):
         return "UP" in result.out
 
 
-class PathExists(Command[bool]):
-    """A cheap probe of a filesystem path (status service)."""
+class StatProbe(Command[T]):
+    """The one `stat -c ...%F` probe of a path (what it is, in stat's words: "regular file", "directory", ...);
+    each subclass says whether links are followed, what else is asked and what it makes of the answer."""
 
     name = "stat"
+    dereference: ClassVar[bool] = True
+    format: ClassVar[str] = "%F"
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def argv(self) -> list[str]:
-        return ["stat", "-c", "%F", "--", self.path]
+        return ["stat", *(["--dereference"] if self.dereference else []), "-c", self.format, "--", self.path]
+
+
+class PathExists(StatProbe[bool]):
+    """A cheap probe of a filesystem path (status service): the path itself, a dangling link counts."""
+
+    dereference = False
 
     def parse(self, result: Output) -> bool:
         return bool(result.out.strip())
 
 
-class FileKind(Command[str]):
-    """What a path is, in stat's words ("regular file", "directory", ...)."""
-
-    name = "stat"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def argv(self) -> list[str]:
-        return ["stat", "--dereference", "-c", "%F", "--", self.path]
+class FileKind(StatProbe[str]):
+    """What a path is, links followed."""
 
     def parse(self, result: Output) -> str:
         return result.out.strip()

@@ -1,10 +1,11 @@
-"""Filesystem commands that two services run: utilities at once (synchronous calls), storage as jobs on the
-xfer partition (internal transfers). One argv for both: user values are operands after `--` (or made
-unreadable as options), quoted by common/commands.py like every other word."""
+"""Filesystem commands that several services run: utilities at once (synchronous calls), storage as jobs on the
+xfer partition (internal transfers), compute to store an uploaded job script. One argv for all: user values are
+operands after `--` (or made unreadable as options), quoted by common/commands.py like every other word."""
 
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass
 
 from . import errors
 from .commands import Command, Output
@@ -52,6 +53,46 @@ class Remove(Done):
         return ["rm", "-r", "--interactive=never", "--", self.path]
 
 
+class Mkdir(Done):
+    name = "mkdir"
+
+    def __init__(self, path: str, parents: bool) -> None:
+        self.path, self.parents = path, parents
+
+    def argv(self) -> list[str]:
+        return ["mkdir", *(["-p"] if self.parents else []), "--", self.path]
+
+
+class Upload(Done):
+    """Writes its standard input (the caller passes the content) to `directory/filename`."""
+
+    name = "upload"
+
+    def __init__(self, directory: str, filename: str) -> None:
+        self.path = posixpath.join(directory, filename)
+
+    def argv(self) -> list[str]:
+        # dd writes stdin to the file without a shell redirection (the login node runs no shell).
+        return ["dd", f"of={self.path}", "bs=1M", "status=none"]
+
+
+# Larger uploads open their target first: a command that fails while megabytes are still being sent to it closes
+# its channel under the sender, and data that crosses that close makes sshd drop the whole pooled connection.
+PROBE_ABOVE = 64 * 1024
+
+
+class Writable(Done):
+    """Opens `path` for writing as the upload will (creating it empty if missing), and writes nothing."""
+
+    name = "upload"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def argv(self) -> list[str]:
+        return ["dd", f"of={self.path}", "count=0", "conv=notrunc", "status=none"]
+
+
 class Compress(Done):
     name = "compress"
 
@@ -64,6 +105,28 @@ class Compress(Done):
         # name is taken literally (GNU tar would read `a\\b` as an escape).
         return ["tar", "--force-local", "--no-unquote", "-czf", operand(self.target),
                 *(["--dereference"] if self.dereference else []), "-C", operand(directory or "."), "--", base or "."]
+
+
+@dataclass(frozen=True)
+class CompressPlan:
+    """A compress that writes aside: tar leaves a truncated archive behind when it fails, so it writes `partial`
+    (next to the target: the rename is atomic) and `steps` run in order, each only if the previous succeeded:
+    the tar, then the rename onto the target. If the tar fails, the partial is removed: `cleanup` as a command of
+    its own (utilities, on the login node), `job_cleanup` inside a batch job (storage's internal transfers: `-f`,
+    a tar that never started leaves nothing to remove and the job's log no error about it)."""
+
+    partial: str
+    steps: tuple[Compress, Rename]
+    cleanup: Remove
+    job_cleanup: tuple[str, ...]
+
+
+def compress_plan(source: str, target: str, dereference: bool, tag: str) -> CompressPlan:
+    """The one definition of a write-aside compress; `tag` (a request or task id, its first 16 characters kept)
+    names the partial file."""
+    partial = posixpath.join(posixpath.dirname(target), f".firecrest-{tag[:16]}.partial")
+    return CompressPlan(partial, (Compress(source, partial, dereference), Rename(partial, target)), Remove(partial),
+                        ("rm", "-f", "--", partial))
 
 
 # Compound names too: pyfirecrest and upstream's tests send `extension=tar.gz` (with or without the dot).

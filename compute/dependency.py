@@ -7,36 +7,23 @@ overrides whatever the script's `#SBATCH`/`#PBS` lines say (sbatch applies the c
 unchecked reaches Slurm even if the script changes after it was read. The dependency a script asks for is read
 from its directives and kept if every job it names is the caller's; one that is not, or does not exist, is the
 same 400, so the answer tells nothing about other users' jobs.
+
+The dependency syntax and the squeue/sacct lookups are Slurm's (common/slurm); the rule is compute's, here.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import shlex
 from collections.abc import Callable
 
 from common import errors
 from common.commands import Command, Output, classify
+from common.slurm.accounting import AccountedJobs
+from common.slurm.queue import QueuedJobs
+from common.slurm.submit import SUBMIT_FAILED
+from common.slurm.submit import check_dependency as check
 
-SUBMIT_FAILED = "Failed to submit job"
 HEADER_BYTES = 64 * 1024  # directives sit at the top of a script; what lies beyond is overridden anyway
-_ID = r"[0-9]{1,18}(?:_[0-9]{1,9})?"
-SPEC = re.compile(rf"(?:(?:after|afterany|afterburstbuffer|aftercorr|afternotok|afterok):{_ID}(?:\+[0-9]{{1,9}})?"
-                  rf"(?::{_ID}(?:\+[0-9]{{1,9}})?)*|singleton)", re.ASCII)
-SEPARATORS = re.compile(r"[,?]")
-
-
-def check(spec: str) -> list[str]:
-    """The job ids (without array index) of a dependency expression (`afterok:1:2,afterany:3`, `?` for any-of),
-    or a 400 when it is not one Slurm documents."""
-    if not spec:
-        return []
-    if len(spec) > 1024 or ("," in spec and "?" in spec) or not all(SPEC.fullmatch(p) for p in SEPARATORS.split(spec)):
-        raise errors.BadRequest(f"Invalid dependency {spec[:64]!r}: use type:jobid[:jobid...] with types after, "
-                                "afterany, afterok, afternotok, aftercorr, afterburstbuffer, or singleton",
-                                SUBMIT_FAILED)
-    return sorted({re.split(r"[_+]", i)[0] for part in SEPARATORS.split(spec) for i in part.split(":")[1:]}, key=int)
 
 
 def _words(text: str) -> list[str]:
@@ -70,43 +57,6 @@ def requested(script: bytes) -> str:
             elif word.startswith("-d") and not word.startswith("--"):
                 found = word[2:] or following
     return found
-
-
-class QueuedJobs(Command[set]):
-    """Which of `ids` slurmctld holds as the caller's jobs (squeue --json lists all jobs the caller may see)."""
-
-    name = "squeue"
-
-    def __init__(self, user: str, ids: list[str]) -> None:
-        self.user, self.ids = user, ids
-
-    def argv(self) -> list[str]:
-        return ["squeue", "--json"]
-
-    def parse(self, result: Output) -> set:
-        try:
-            jobs = json.loads(result.out).get("jobs", [])
-        except (json.JSONDecodeError, AttributeError):
-            raise errors.RemoteError("Unexpected squeue output") from None
-        mine = set()
-        for job in jobs:
-            if job.get("user_name") == self.user:
-                mine.update(str(job.get(k)) for k in ("job_id", "array_job_id", "het_job_id") if job.get(k))
-        return mine & set(self.ids)
-
-
-class AccountedJobs(QueuedJobs):
-    """Which of `ids` slurmdbd has as the caller's jobs (older ones): `--user` keeps another user's job out of the
-    answer whatever PrivateData says."""
-
-    name = "sacct"
-
-    def argv(self) -> list[str]:
-        return ["sacct", "-X", "--noheader", "--parsable2", "--format=jobid", "--starttime=1970-01-02",
-                f"--user={self.user}", f"--jobs={','.join(self.ids)}"]
-
-    def parse(self, result: Output) -> set:
-        return {re.split(r"[_+.]", line.strip())[0] for line in result.out.splitlines()} & set(self.ids)
 
 
 def allowed(run: Callable[[Command[set]], set], user: str, spec: str) -> str:

@@ -15,8 +15,14 @@ from typing import Any
 
 from common.config import site
 from common.errors import BadRequest, FirecrestError
+from common.files import Mkdir, Upload
+from common.slurm.accounting import Accounting
+from common.slurm.jobfiles import AllJobFiles, JobFiles, Tail
+from common.slurm.jobs import Cancel, FindTagged, cancel_error
+from common.slurm.queue import Queue, RecentlyFinished
+from common.slurm.resources import Nodes, Partitions, Reservations
+from common.slurm.submit import Submit
 
-from . import slurm
 from .runner import Job
 
 TAIL_BYTES = 1000
@@ -25,23 +31,24 @@ DEFAULT_PAGE_SIZE = 25
 
 
 def submit(job: Job, args: dict[str, Any]) -> dict[str, Any]:
-    jobid = job.run(slurm.FindTagged(job.task_id)) if job.resumed else None
+    jobid = job.run(FindTagged(job.task_id)) if job.resumed else None
     if jobid is None:
         if "script" in args:  # an uploaded script: stored in a directory of its own, where the job runs
             workdir = posixpath.join(site().systems[job.system].compute_base_fs, job.user.username, "firecrest",
                                      job.task_id)
-            script = posixpath.join(workdir, args["filename"])
-            job.run(slurm.JobDir(workdir))
-            job.run(slurm.WriteScript(script), stdin=base64.b64decode(args["script"]))
+            write = Upload(workdir, args["filename"])
+            script = write.path
+            job.run(Mkdir(workdir, parents=True))
+            job.run(write, stdin=base64.b64decode(args["script"]))
         else:
             script = args["path"]
             workdir = posixpath.dirname(script) or "/"
         job.before_change()
-        jobid = job.run(slurm.Submit(script, workdir, job.task_id, args.get("account"), args.get("env"),
-                                     args.get("dependency", "")))
+        jobid = job.run(Submit(script, workdir, job.task_id, args.get("account"), args.get("env"),
+                               args.get("dependency", "")))
     result = {"result": "Job submitted", "jobid": jobid}
     try:
-        files, extra = job.run(slurm.JobFiles(jobid)), "Job info returned successfully"
+        files, extra = job.run(JobFiles(jobid)), "Job info returned successfully"
     except FirecrestError as e:
         files = {"job_file": "Not available", "job_file_out": "Not available", "job_file_err": "Not available"}
         extra = e.error
@@ -63,7 +70,7 @@ def _with_files(job: Job, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The contract's extra fields of the caller's jobs: script and output paths, and the end of the output."""
     if not jobs:
         return jobs
-    files = job.run(slurm.AllJobFiles())
+    files = job.run(AllJobFiles())
     for entry in jobs:
         entry.update(files.get(entry["jobid"], {"job_file": "command-not-found",
                                                 "job_file_out": "stdout-file-not-found",
@@ -72,14 +79,14 @@ def _with_files(job: Job, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry[field] = ""
             if entry["state"] not in ("PENDING", "CONFIGURING") and entry[path_field].startswith("/"):
                 with contextlib.suppress(FirecrestError):  # gone or unreadable: no excerpt, as upstream
-                    entry[field] = job.run(slurm.Tail(entry[path_field], TAIL_BYTES))
+                    entry[field] = job.run(Tail(entry[path_field], TAIL_BYTES))
         entry["job_info_extra"] = "Job info returned successfully"
     return jobs
 
 
 def jobs(job: Job, args: dict[str, Any]) -> dict[str, Any]:
     user_jobs = args.get("user_jobs", True)
-    found = job.run(slurm.Queue(job.user.username if user_jobs else None, args.get("jobs")))
+    found = job.run(Queue(job.user.username if user_jobs else None, args.get("jobs")))
     found = page(found, args.get("page_size"), args.get("page_number"))
     if user_jobs:
         found = _with_files(job, found)
@@ -91,15 +98,15 @@ def jobs(job: Job, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def one_job(job: Job, args: dict[str, Any]) -> dict[str, Any]:
-    found = job.run(slurm.Queue(job.user.username, [args["jobid"]]))
+    found = job.run(Queue(job.user.username, [args["jobid"]]))
     if not found:
         raise BadRequest(f"Job {args['jobid']} is not in the queue (finished jobs are listed by /compute/acct)")
     return {str(i): entry for i, entry in enumerate(_with_files(job, found))}
 
 
 def cancel(job: Job, args: dict[str, Any]) -> str:
-    text = job.run(slurm.Cancel(args["jobid"]))
-    error = slurm.cancel_error(text)
+    text = job.run(Cancel(args["jobid"]))
+    error = cancel_error(text)
     if error is not None:
         raise BadRequest(error)
     return text
@@ -113,11 +120,11 @@ def acct(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(args.get("jobs") or [])
     deadline = time.monotonic() + DBD_CATCH_UP_S
     while True:
-        found = job.run(slurm.Accounting(args.get("jobs"), args.get("starttime"), args.get("endtime")))
+        found = job.run(Accounting(args.get("jobs"), args.get("starttime"), args.get("endtime")))
         if not _includes_now(args.get("endtime")) or time.monotonic() > deadline:
             break
         # A job that just finished is known to slurmctld a moment before slurmdbd: wait until sacct has it too.
-        recent = job.run(slurm.RecentlyFinished(job.user.username, 3 * DBD_CATCH_UP_S))
+        recent = job.run(RecentlyFinished(job.user.username, 3 * DBD_CATCH_UP_S))
         # Right after a job ends, slurmdbd may hold a provisional row (no partition yet, named "allocation").
         settled = {row["jobid"] for row in found if row["state"] not in ("PENDING", "RUNNING") and row["partition"]}
         if not ((recent & wanted if wanted else recent) - settled):
@@ -127,17 +134,17 @@ def acct(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def nodes(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return job.run(slurm.Nodes(args.get("nodes")))
+    return job.run(Nodes(args.get("nodes")))
 
 
 def partitions(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
-    found = job.run(slurm.Partitions())
+    found = job.run(Partitions())
     wanted = args.get("partitions")
     return [p for p in found if p["PartitionName"] in wanted] if wanted else found
 
 
 def reservations(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
-    found = job.run(slurm.Reservations())
+    found = job.run(Reservations())
     wanted = args.get("reservations")
     return [r for r in found if r["ReservationName"] in wanted] if wanted else found
 

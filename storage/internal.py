@@ -5,7 +5,7 @@ service's `/jobs/upload` (so the job is an ordinary compute job: its task, its d
 reply is compute's task, without `task_url` (contract quirk 15.9); the task reaching 200 means the job was
 submitted, not that it finished.
 
-The job runs the same argv as the synchronous utilities (utilities/commands.py), every word `shlex.quote`d,
+The job runs the same argv as the synchronous utilities (common/files.py), every word `shlex.quote`d,
 so a value is one literal word for the job's shell as it is for the login node's wrapper. Only the values that
 go into `#SBATCH` lines (which sbatch parses itself, without shell quoting) are held to strict forms.
 Differences from upstream, on purpose: the job fails when its command fails (upstream's last `echo` made it
@@ -16,7 +16,6 @@ COMPLETED), relative paths mean the same as in utilities (the caller's home, not
 
 from __future__ import annotations
 
-import posixpath
 import re
 import shlex
 import uuid
@@ -121,12 +120,9 @@ def plan(op: str, source: str, target: str, *, dereference: bool = False, kind: 
         return Plan((tuple(Rsync(source, target).argv()),))
     if op == "rm":
         return Plan((tuple(files.Remove(target).argv()),))
-    if op == "compress":
-        # tar leaves a truncated archive behind when it fails: write aside, move into place, else remove.
-        partial = posixpath.join(posixpath.dirname(target), f".firecrest-{partial_tag}.partial")
-        compress, rename = files.Compress(source, partial, dereference), files.Rename(partial, target)
-        steps = (tuple(compress.argv()), tuple(rename.argv()))
-        return Plan(steps, ("rm", "-f", "--", partial))
+    if op == "compress":  # written aside, moved into place, else removed (common/files.py compress_plan)
+        aside = files.compress_plan(source, target, dereference, partial_tag)
+        return Plan(tuple(tuple(step.argv()) for step in aside.steps), aside.job_cleanup)
     if op == "extract":
         return Plan((tuple(files.Extract(source, target, kind).argv()),))
     raise ValueError(f"unknown operation {op!r}")

@@ -2,7 +2,8 @@
 
 srun keeps the SSH channel open while the job runs, so the service learns the outcome the moment the job ends
 (no polling of the queue). The temp URLs travel on the job's standard input: never in an argv (ps, the audit
-log) nor in a file. Each script is a fixed text; user values (paths) are positional arguments, quoted like every
+log) nor in a file. Each job carries its task id in its comment (common/slurm/jobs.py: found again and cancelled
+after a restart). Each script is a fixed text; user values (paths) are positional arguments, quoted like every
 other word by common/commands.py. The login node runs no shell: bash runs inside the job, on the xfer node.
 """
 
@@ -12,11 +13,10 @@ import posixpath
 import re
 
 from common import errors
-from common.commands import Command, Output, classify
+from common.commands import Command, Output, StatProbe, classify
+from common.slurm.jobs import TRANSFER_PREFIX
 
 JOB_TIME = "24:00:00"
-# Not compute's `firecrest-task=`: a transfer that starts over runs a second job, a submission never does.
-COMMENT_PREFIX = "firecrest-transfer="
 MD5 = re.compile(r"[0-9a-f]{32}")
 
 # Pull: every stdin line is the URL of the next piece of the file; each is appended to the part file while its
@@ -54,7 +54,7 @@ class _Srun(Command[str]):
 
     def argv(self) -> list[str]:
         return ["srun", f"--partition={self.partition}", "--ntasks=1", f"--job-name=firecrest-{self.kind}",
-                f"--time={JOB_TIME}", f"--comment={COMMENT_PREFIX}{self.task_id}", "--quiet", "--",
+                f"--time={JOB_TIME}", f"--comment={TRANSFER_PREFIX}{self.task_id}", "--quiet", "--",
                 "bash", "-c", self.script, f"firecrest-{self.kind}", *self.args]
 
     def result(self, output: Output) -> str:
@@ -84,16 +84,10 @@ def md5s(output: str) -> list[str]:
     return [line.strip() for line in output.splitlines() if MD5.fullmatch(line.strip())]
 
 
-class FileSize(Command[int]):
+class FileSize(StatProbe[int]):
     """Size of a readable regular file (the source of a download); errors map like the utilities' ones."""
 
-    name = "stat"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def argv(self) -> list[str]:
-        return ["stat", "--dereference", "-c", "%s %F", "--", self.path]
+    format = "%s %F"
 
     def parse(self, result: Output) -> int:
         size, _, kind = result.out.strip().partition(" ")
@@ -119,33 +113,3 @@ class Access(Command[bool]):
         if output.status in (0, 1):  # test's answer: yes or no
             return output.status == 0
         raise classify(output).with_description(f"Error on {self.name} operation")
-
-
-class FindJob(Command[list[str]]):
-    """The jobs of a task still known to Slurm (a transfer left running by a process that died)."""
-
-    name = "squeue"
-
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
-
-    def argv(self) -> list[str]:
-        return ["squeue", "--me", "--noheader", "--format=%i|%k"]
-
-    def parse(self, result: Output) -> list[str]:
-        wanted = f"{COMMENT_PREFIX}{self.task_id}"
-        return [jobid.strip() for jobid, _, comment in (line.partition("|") for line in result.out.splitlines())
-                if comment == wanted]
-
-
-class CancelJobs(Command[str]):
-    name = "scancel"
-
-    def __init__(self, jobids: list[str]) -> None:
-        self.jobids = jobids
-
-    def argv(self) -> list[str]:
-        return ["scancel", "--full", *self.jobids]
-
-    def parse(self, result: Output) -> str:
-        return ""

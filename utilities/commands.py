@@ -1,9 +1,8 @@
-"""The utilities' remote commands: each builds its argv (user values are operands after `--`, never options)
-and parses its output. Quoting and error mapping live in common/commands.py."""
+"""The utilities' own remote commands: each builds its argv (user values are operands after `--`, never options)
+and parses its output. Quoting and error mapping live in common/commands.py; the file commands other services
+run too (mkdir, upload, copy, compress, ...) in common/files.py."""
 
 from __future__ import annotations
-
-import posixpath
 
 from common import errors
 from common.commands import Command, Output
@@ -30,16 +29,6 @@ class Ls(Command[list]):
 
     def parse(self, result: Output) -> list:
         return listing.parse(result.out, self.path, self.recursive)
-
-
-class Mkdir(Done):
-    name = "mkdir"
-
-    def __init__(self, path: str, parents: bool) -> None:
-        self.path, self.parents = path, parents
-
-    def argv(self) -> list[str]:
-        return ["mkdir", *(["-p"] if self.parents else []), "--", self.path]
 
 
 class Chmod(Command[str]):
@@ -159,33 +148,3 @@ class ReadFile(Command[bytes]):
         if len(result.stdout) > self.limit:
             raise errors.SizeLimit("File exceeds size limit").with_description(self.failure)
         return result.stdout
-
-
-class Upload(Done):
-    name = "upload"
-
-    def __init__(self, directory: str, filename: str) -> None:
-        self.path = posixpath.join(directory, filename)
-
-    def argv(self) -> list[str]:
-        # dd writes stdin to the file without a shell redirection (the login node runs no shell).
-        return ["dd", f"of={self.path}", "bs=1M", "status=none"]
-
-
-# Larger uploads open their target first: a command that fails while megabytes are still being sent to it closes
-# its channel under the sender, and data that crosses that close makes sshd drop the whole pooled connection.
-PROBE_ABOVE = 64 * 1024
-
-
-class Writable(Done):
-    """Opens `path` for writing as the upload will (creating it empty if missing), and writes nothing."""
-
-    name = "upload"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def argv(self) -> list[str]:
-        return ["dd", f"of={self.path}", "count=0", "conv=notrunc", "status=none"]
-
-

@@ -72,3 +72,22 @@ def test_failed_command_gets_the_operation_description():
         Fails().result(Output(2, b"", b"ls: cannot access 'x': No such file or directory"))
     assert err.value.body() == {"description": "Error on thing operation",
                                 "error": "ls: cannot access 'x': No such file or directory"}
+
+
+def test_the_one_stat_probe_keeps_each_argv():
+    from common.commands import FileKind
+    from storage.xfer import FileSize
+
+    def after_timeout(command: Command) -> list[str]:
+        return shlex.split(command.line(5, None))[4:]
+
+    assert after_timeout(PathExists("-x")) == ["stat", "-c", "%F", "--", "-x"]
+    assert after_timeout(FileKind("-x")) == ["stat", "--dereference", "-c", "%F", "--", "-x"]
+    assert after_timeout(FileSize("-x")) == ["stat", "--dereference", "-c", "%s %F", "--", "-x"]
+    assert FileKind("/d").result(Output(0, b"directory\n", b"")) == "directory"
+    assert PathExists("/d").result(Output(0, b"symbolic link\n", b"")) is True
+    assert FileSize("/f").result(Output(0, b"12 regular file\n", b"")) == 12
+    with pytest.raises(errors.ADirectory):
+        FileSize("/d").result(Output(0, b"4096 directory\n", b""))
+    with pytest.raises(errors.InvalidPath):
+        FileSize("/p").result(Output(0, b"0 fifo\n", b""))

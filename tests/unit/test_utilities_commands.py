@@ -18,10 +18,10 @@ def words(command) -> list[str]:
 
 @pytest.mark.parametrize("hostile", ["-rf", "--help", "a b", "$(id)", "it's", "`id`", "x;y"])
 def test_user_values_stay_operands(hostile):
-    assert words(c.Mkdir(hostile, parents=True)) == ["mkdir", "-p", "--", hostile]
+    assert words(files.Mkdir(hostile, parents=True)) == ["mkdir", "-p", "--", hostile]
     assert words(files.Rename(hostile, "/t")) == ["mv", "--force", "--", hostile, "/t"]
     assert words(c.Chmod("/p", hostile)) == ["chmod", "-v", "--", hostile, "/p"]
-    assert words(c.Upload("/home/alice", hostile)) == ["dd", f"of=/home/alice/{hostile}", "bs=1M", "status=none"]
+    assert words(files.Upload("/home/alice", hostile)) == ["dd", f"of=/home/alice/{hostile}", "bs=1M", "status=none"]
     tar = words(files.Compress(f"/home/alice/{hostile}", hostile, False))
     assert tar[:4] == ["tar", "--force-local", "--no-unquote", "-czf"] and tar[4] == files.operand(hostile)
     assert tar[-2:] == ["--", hostile]
@@ -92,3 +92,21 @@ def test_ls_parse_recursive_prefixes_sub_folders():
 
 def test_ls_parse_names_only():
     assert listing.parse('"a"\n"b c"\n', "/x", recursive=False) == ["a", "b c"]
+
+
+def test_the_compress_plan_writes_aside():
+    """One definition for the utilities route and the internal transfer's job: tar into a partial file next to
+    the target, then rename it onto the target; on failure remove the partial."""
+    plan = files.compress_plan("/home/alice/d", "/home/alice/out/-x.tgz", True, "0123456789abcdef-more")
+    assert plan.partial == "/home/alice/out/.firecrest-0123456789abcdef.partial"
+    assert [words(step) for step in plan.steps] == [
+        files.Compress("/home/alice/d", plan.partial, True).argv(),
+        ["mv", "--force", "--", plan.partial, "/home/alice/out/-x.tgz"]]
+    assert words(plan.cleanup) == ["rm", "-r", "--interactive=never", "--", plan.partial]
+    assert plan.job_cleanup == ("rm", "-f", "--", plan.partial)
+
+
+def test_write_stdin_and_probe():
+    assert files.Upload("/home/alice/firecrest/t1", "s.sh").path == "/home/alice/firecrest/t1/s.sh"
+    assert words(files.Writable("/d/-f")) == ["dd", "of=/d/-f", "count=0", "conv=notrunc", "status=none"]
+    assert words(files.Mkdir("/d", parents=False)) == ["mkdir", "--", "/d"]

@@ -215,9 +215,7 @@ def app(internal, monkeypatch):
 
     monkeypatch.setattr(auth.TokenValidator, "validate",
                         lambda self, token, allow_expired=False: Identity("alice", token, {}))
-    flask_app = create_app("storage-test")
-    flask_app.register_blueprint(internal.internal)
-    return flask_app
+    return create_app("storage-test", [internal.internal])
 
 
 @pytest.fixture
