@@ -45,8 +45,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
 from bench.common_bench import ENV, Figures, RawSSH, percentile, report, service_line, site, token, wrk
+from common.slurm.submit import Submit
 from common.stack_env import stack_dir
-from compute.slurm import Submit
 
 USER = "alice"
 SCRIPT = b"#!/bin/bash\ntrue\n"

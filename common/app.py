@@ -1,4 +1,9 @@
-"""The Flask app factory every service uses: JSON errors, token check, request id, structured access log."""
+"""The Flask side of every service: the app factory (JSON errors, token check, request id, structured access log)
+and what routes use to reach the request's caller, the site and the cluster.
+
+Only routes import this module: below them, code gets the site, the cluster (`Remote`) and the caller as
+arguments. Building an app starts nothing: background work is registered with `on_serve` and started by the
+process that serves (gunicorn's `post_worker_init`, see common/serving.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +14,23 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .auth import Identity, TokenValidator, bearer
-from .config import site
+from .commands import Command, T
+from .config import Site, load
 from .errors import FirecrestError, Forbidden, MissingMachine, UnknownMachine, to_response
+from .remote import Remote
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SITE, REMOTE, ON_SERVE = "firecrest.site", "firecrest.remote", "firecrest.on_serve"
 log = logging.getLogger("firecrest.access")
+
+Rule = Callable[[str, str], bool]  # (method, path) -> bool
 
 
 def request_id() -> str:
@@ -30,6 +40,21 @@ def request_id() -> str:
 def identity() -> Identity:
     """The caller, validated by `before_request` for every route that is not public."""
     return g.identity
+
+
+def site() -> Site:
+    """The site of the app serving this request."""
+    return current_app.extensions[SITE]
+
+
+def run(system: str, command: Command[T], stdin: bytes | None = None, max_output: int | None = None) -> T:
+    """Run `command` on `system` as the request's caller."""
+    remote: Remote = current_app.extensions[REMOTE]
+    return remote.run(identity(), system, command, request_id(), stdin=stdin, max_output=max_output)
+
+
+def remote() -> Remote:
+    return current_app.extensions[REMOTE]
 
 
 def machine(operation: str, name: str | None = None, unknown: type[UnknownMachine] = UnknownMachine) -> str:
@@ -51,15 +76,35 @@ def require_service_credential() -> None:
         raise Forbidden("A service credential is required")
 
 
-def create_app(service: str, public: Callable[[str, str], bool] = lambda method, path: False,
-               expired_ok: Callable[[str, str], bool] = lambda method, path: False) -> Flask:
-    """A service app. Every route needs a valid token unless `public(method, path)` says otherwise;
-    `expired_ok(method, path)` accepts an expired (but otherwise valid) token, for internal routes that finish
-    work the user asked for earlier."""
+def envelope(task_id: str, status: int = 201, with_url: bool = True) -> tuple[Response, int]:
+    """The contract's answer to a request that started a task."""
+    body = {"success": "Task created", "task_id": task_id}
+    if with_url:
+        body["task_url"] = f"/tasks/{task_id}"
+    return jsonify(body), status
+
+
+def on_serve(app: Flask, start: Callable[[], None]) -> None:
+    """Register background work, started once the process serves (`start_background`)."""
+    app.extensions[ON_SERVE].append(start)
+
+
+def start_background(app: Flask) -> None:
+    for start in app.extensions[ON_SERVE]:
+        start()
+
+
+def create_app(service: str, blueprints: Iterable[Blueprint], site: Site | None = None, *,
+               public: Rule = lambda method, path: False, expired_ok: Rule = lambda method, path: False) -> Flask:
+    """A service app with `blueprints`, for `site` (default: the site file of the environment). Every route needs
+    a valid token unless `public(method, path)` says otherwise; `expired_ok(method, path)` accepts an expired (but
+    otherwise valid) token, for internal routes that finish work the user asked for earlier."""
+    site = site or load()
     app = Flask(service)
-    app.config["MAX_CONTENT_LENGTH"] = site().limits.max_file_size_mb * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = site.limits.max_file_size_mb * 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    validator = TokenValidator(site().auth)
+    app.extensions.update({SITE: site, REMOTE: Remote(site), ON_SERVE: []})
+    validator = TokenValidator(site.auth)
     _configure_logging()
 
     @app.before_request
@@ -71,7 +116,14 @@ def create_app(service: str, public: Callable[[str, str], bool] = lambda method,
             token = bearer(request.headers.get("Authorization"))
             g.identity = validator.validate(token, allow_expired=expired_ok(request.method, request.path))
 
-    @app.after_request
+    app.after_request(_access_log(service))
+    _error_handlers(app)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _access_log(service: str) -> Callable[[Response], Response]:
     def _end(response: Response) -> Response:
         response.headers["X-Request-ID"] = request_id()
         ident = g.get("identity")
@@ -86,6 +138,10 @@ def create_app(service: str, public: Callable[[str, str], bool] = lambda method,
         }))
         return response
 
+    return _end
+
+
+def _error_handlers(app: Flask) -> None:
     @app.errorhandler(FirecrestError)
     def _firecrest_error(err: FirecrestError) -> tuple[Any, int, dict[str, str]]:
         body, status, headers = to_response(err)
@@ -110,8 +166,6 @@ def create_app(service: str, public: Callable[[str, str], bool] = lambda method,
         # Never a stack trace to the client; the log has it, with the request id to find it.
         app.logger.exception("request %s failed", request_id())
         return jsonify({"description": "Internal error", "request_id": request_id()}), 500
-
-    return app
 
 
 def _configure_logging() -> None:

@@ -1,8 +1,9 @@
-"""The site configuration: one YAML file plus a few environment variables, loaded once into typed objects."""
+"""The site configuration: one YAML file plus a few environment variables, loaded once into typed objects.
+
+Each service process loads it once (`load`, from `create_app`) and hands it to what needs it."""
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -97,6 +98,8 @@ class Site:
     storage: StorageConfig = field(default_factory=StorageConfig)
     # Who may get a certificate (`users`, `group`, `min_uid`, `max_uid`): read by certificator/principals.py.
     certificate_principals: dict[str, Any] = field(default_factory=dict)
+    ca_key: str = ""  # the certificator's signing key (only its account can read it)
+    redis_url: str = field(default="", repr=False)  # the task store (the tasks service's; it holds a password)
 
     @property
     def default_system(self) -> str:
@@ -113,11 +116,13 @@ def _expand(node: Any, env: dict[str, str]) -> Any:
         return node
 
     def value(m: re.Match[str]) -> str:
+        if m.group(2) is not None:  # `${VAR:-default}`: a value only some services get (a secret)
+            return env.get(m.group(1)) or m.group(2)
         if m.group(1) not in env:
             raise ConfigError(f"the site file needs the environment variable {m.group(1)}")
         return env[m.group(1)]
 
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value, node)
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}", value, node)
 
 
 def _system(raw: dict) -> System:
@@ -161,14 +166,18 @@ def parse(text: str, env: dict[str, str]) -> Site:
         storage=StorageConfig(**raw.get("storage", {}), user=env.get("SWIFT_USER", ""),
                               key=env.get("SWIFT_KEY", "")),
         certificate_principals=dict(raw.get("certificates", {})),
+        ca_key=str(raw.get("certificates", {}).get("ca_key", "")),
+        redis_url=str(raw.get("tasks", {}).get("redis_url", "")),
     )
 
 
-@functools.cache
-def site() -> Site:
-    """The site of this process, from FIRECREST_SITE_FILE (default: the local site)."""
-    path = Path(os.environ.get("FIRECREST_SITE_FILE", Path(__file__).resolve().parents[1] / "deploy/local/site.yaml"))
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Site:
+    """The site from `path` (default: FIRECREST_SITE_FILE, else the local site) with `env` (default: the process's
+    environment)."""
+    env = dict(os.environ) if env is None else env
+    default = Path(__file__).resolve().parents[1] / "deploy/local/site.yaml"
+    path = Path(path or env.get("FIRECREST_SITE_FILE") or default)
     try:
-        return parse(path.read_text(), dict(os.environ))
+        return parse(path.read_text(), env)
     except (OSError, KeyError, TypeError, ConfigError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot load the site file {path}: {e!r}") from e

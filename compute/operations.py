@@ -13,7 +13,7 @@ import posixpath
 import time
 from typing import Any
 
-from common.config import site
+from common.engine import TaskRun
 from common.errors import BadRequest, FirecrestError
 from common.files import Mkdir, Upload
 from common.slurm.accounting import Accounting
@@ -23,32 +23,32 @@ from common.slurm.queue import Queue, RecentlyFinished
 from common.slurm.resources import Nodes, Partitions, Reservations
 from common.slurm.submit import Submit
 
-from .runner import Job
+from .background import Operation
 
 TAIL_BYTES = 1000
 DBD_CATCH_UP_S = 8.0  # slurmdbd lags slurmctld by about 0.1 s; by seconds on a fresh site or for a final row
 DEFAULT_PAGE_SIZE = 25
 
 
-def submit(job: Job, args: dict[str, Any]) -> dict[str, Any]:
-    jobid = job.run(FindTagged(job.task_id)) if job.resumed else None
+def submit(task: TaskRun, args: dict[str, Any]) -> dict[str, Any]:
+    jobid = task.run(FindTagged(task.task_id)) if task.resumed else None
     if jobid is None:
         if "script" in args:  # an uploaded script: stored in a directory of its own, where the job runs
-            workdir = posixpath.join(site().systems[job.system].compute_base_fs, job.user.username, "firecrest",
-                                     job.task_id)
+            base = task.remote.site.systems[task.system].compute_base_fs
+            workdir = posixpath.join(base, task.user.username, "firecrest", task.task_id)
             write = Upload(workdir, args["filename"])
             script = write.path
-            job.run(Mkdir(workdir, parents=True))
-            job.run(write, stdin=base64.b64decode(args["script"]))
+            task.run(Mkdir(workdir, parents=True))
+            task.run(write, stdin=base64.b64decode(args["script"]))
         else:
             script = args["path"]
             workdir = posixpath.dirname(script) or "/"
-        job.before_change()
-        jobid = job.run(Submit(script, workdir, job.task_id, args.get("account"), args.get("env"),
+        task.before_change()
+        jobid = task.run(Submit(script, workdir, task.task_id, args.get("account"), args.get("env"),
                                args.get("dependency", "")))
     result = {"result": "Job submitted", "jobid": jobid}
     try:
-        files, extra = job.run(JobFiles(jobid)), "Job info returned successfully"
+        files, extra = task.run(JobFiles(jobid)), "Job info returned successfully"
     except FirecrestError as e:
         files = {"job_file": "Not available", "job_file_out": "Not available", "job_file_err": "Not available"}
         extra = e.error
@@ -66,11 +66,11 @@ def page(items: list, size: int | None, number: int | None) -> list:
     return items[number * size : (number + 1) * size]
 
 
-def _with_files(job: Job, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_files(task: TaskRun, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The contract's extra fields of the caller's jobs: script and output paths, and the end of the output."""
     if not jobs:
         return jobs
-    files = job.run(AllJobFiles())
+    files = task.run(AllJobFiles())
     for entry in jobs:
         entry.update(files.get(entry["jobid"], {"job_file": "command-not-found",
                                                 "job_file_out": "stdout-file-not-found",
@@ -79,17 +79,17 @@ def _with_files(job: Job, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry[field] = ""
             if entry["state"] not in ("PENDING", "CONFIGURING") and entry[path_field].startswith("/"):
                 with contextlib.suppress(FirecrestError):  # gone or unreadable: no excerpt, as upstream
-                    entry[field] = job.run(Tail(entry[path_field], TAIL_BYTES))
+                    entry[field] = task.run(Tail(entry[path_field], TAIL_BYTES))
         entry["job_info_extra"] = "Job info returned successfully"
     return jobs
 
 
-def jobs(job: Job, args: dict[str, Any]) -> dict[str, Any]:
+def jobs(task: TaskRun, args: dict[str, Any]) -> dict[str, Any]:
     user_jobs = args.get("user_jobs", True)
-    found = job.run(Queue(job.user.username if user_jobs else None, args.get("jobs")))
+    found = task.run(Queue(task.user.username if user_jobs else None, args.get("jobs")))
     found = page(found, args.get("page_size"), args.get("page_number"))
     if user_jobs:
-        found = _with_files(job, found)
+        found = _with_files(task, found)
     else:
         for entry in found:
             entry.update(job_file="", job_file_out="", job_file_err="", job_data_out="", job_data_err="",
@@ -97,15 +97,15 @@ def jobs(job: Job, args: dict[str, Any]) -> dict[str, Any]:
     return {str(i): entry for i, entry in enumerate(found)}
 
 
-def one_job(job: Job, args: dict[str, Any]) -> dict[str, Any]:
-    found = job.run(Queue(job.user.username, [args["jobid"]]))
+def one_job(task: TaskRun, args: dict[str, Any]) -> dict[str, Any]:
+    found = task.run(Queue(task.user.username, [args["jobid"]]))
     if not found:
         raise BadRequest(f"Job {args['jobid']} is not in the queue (finished jobs are listed by /compute/acct)")
-    return {str(i): entry for i, entry in enumerate(_with_files(job, found))}
+    return {str(i): entry for i, entry in enumerate(_with_files(task, found))}
 
 
-def cancel(job: Job, args: dict[str, Any]) -> str:
-    text = job.run(Cancel(args["jobid"]))
+def cancel(task: TaskRun, args: dict[str, Any]) -> str:
+    text = task.run(Cancel(args["jobid"]))
     error = cancel_error(text)
     if error is not None:
         raise BadRequest(error)
@@ -116,15 +116,15 @@ def _includes_now(endtime: str | None) -> bool:
     return not endtime or endtime.startswith("now") or endtime == "tomorrow"
 
 
-def acct(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
+def acct(task: TaskRun, args: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(args.get("jobs") or [])
     deadline = time.monotonic() + DBD_CATCH_UP_S
     while True:
-        found = job.run(Accounting(args.get("jobs"), args.get("starttime"), args.get("endtime")))
+        found = task.run(Accounting(args.get("jobs"), args.get("starttime"), args.get("endtime")))
         if not _includes_now(args.get("endtime")) or time.monotonic() > deadline:
             break
         # A job that just finished is known to slurmctld a moment before slurmdbd: wait until sacct has it too.
-        recent = job.run(RecentlyFinished(job.user.username, 3 * DBD_CATCH_UP_S))
+        recent = task.run(RecentlyFinished(task.user.username, 3 * DBD_CATCH_UP_S))
         # Right after a job ends, slurmdbd may hold a provisional row (no partition yet, named "allocation").
         settled = {row["jobid"] for row in found if row["state"] not in ("PENDING", "RUNNING") and row["partition"]}
         if not ((recent & wanted if wanted else recent) - settled):
@@ -133,23 +133,23 @@ def acct(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
     return page(found, args.get("page_size"), args.get("page_number"))
 
 
-def nodes(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return job.run(Nodes(args.get("nodes")))
+def nodes(task: TaskRun, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return task.run(Nodes(args.get("nodes")))
 
 
-def partitions(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
-    found = job.run(Partitions())
+def partitions(task: TaskRun, args: dict[str, Any]) -> list[dict[str, Any]]:
+    found = task.run(Partitions())
     wanted = args.get("partitions")
     return [p for p in found if p["PartitionName"] in wanted] if wanted else found
 
 
-def reservations(job: Job, args: dict[str, Any]) -> list[dict[str, Any]]:
-    found = job.run(Reservations())
+def reservations(task: TaskRun, args: dict[str, Any]) -> list[dict[str, Any]]:
+    found = task.run(Reservations())
     wanted = args.get("reservations")
     return [r for r in found if r["ReservationName"] in wanted] if wanted else found
 
 
-OPERATIONS = {
+OPERATIONS: dict[str, Operation] = {
     "submit": submit, "jobs": jobs, "job": one_job, "cancel": cancel, "acct": acct, "nodes": nodes,
     "partitions": partitions, "reservations": reservations,
 }

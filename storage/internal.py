@@ -26,8 +26,7 @@ import requests
 from flask import Blueprint, Response, jsonify, request
 
 from common import files, params
-from common.app import identity, machine, request_id
-from common.config import site
+from common.app import identity, machine, request_id, site
 from common.errors import BadRequest, FirecrestError, Unavailable, UnknownMachineCompute
 
 internal = Blueprint("internal", __name__)

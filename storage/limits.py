@@ -17,12 +17,13 @@ from contextlib import contextmanager
 
 from common.auth import Identity
 from common.errors import TooManyRequests
-from common.tasks import TasksClient
+from common.task_status import Status
+from common.tasks_client import TasksClient
 
-IN_FLIGHT = frozenset({"100", "110", "111", "112", "113", "116"})  # an external transfer's unfinished statuses
+# An external transfer's unfinished statuses.
+IN_FLIGHT = frozenset({Status.QUEUED, Status.UPLOAD_OFFER_PENDING, Status.UPLOAD_WAITING, Status.UPLOAD_ARRIVED,
+                       Status.UPLOAD_PULLING, Status.DOWNLOAD_PUSHING})
 RETRY_AFTER_S = 30
-
-
 
 
 class Admission:

@@ -17,7 +17,6 @@ percent-quoted: an HTTP library never gets the chance to resolve a `..` in it in
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
@@ -32,11 +31,12 @@ from urllib.parse import quote, urlsplit
 from swiftclient.client import ClientException, Connection
 from swiftclient.utils import generate_temp_url
 
-from common.config import StorageConfig, site
+from common.config import StorageConfig
 from common.errors import FirecrestError
 from common.params import integer
 
 SEGMENTS = "segments/"
+JOB_URL_TTL_S = 86400  # the URLs a transfer job uses (it starts at once; it is bounded by its time limit)
 MAX_SEGMENTS = 1000  # Swift's default max_manifest_segments
 MiB = 1024 * 1024
 RAISE = object()  # Staging._call: a 404 is an error too
@@ -252,7 +252,3 @@ class Staging:
         base = self.config.public_url if public else self.config.internal_url
         return f"{base.rstrip('/')}{quote(path)}?{query}"
 
-
-@functools.cache
-def staging() -> Staging:
-    return Staging(site().storage)

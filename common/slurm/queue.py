@@ -206,7 +206,7 @@ class QueuedJobs(Command[set]):
             jobs = json.loads(result.out).get("jobs", [])
         except (json.JSONDecodeError, AttributeError):
             raise errors.RemoteError("Unexpected squeue output") from None
-        mine = set()
+        mine: set[str] = set()
         for job in jobs:
             if job.get("user_name") == self.user:
                 mine.update(str(job.get(k)) for k in ("job_id", "array_job_id", "het_job_id") if job.get(k))

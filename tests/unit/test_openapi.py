@@ -1,6 +1,6 @@
 """docs/openapi.yaml and the services' routes agree: every public route is documented and nothing else is; every
 `$ref` resolves; the storage routes answer as the contract says (the `data` of a storage task at each status:
-test_storage_transfers.py)."""
+test_storage_external.py)."""
 
 from __future__ import annotations
 
@@ -65,25 +65,6 @@ def spec() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def test_site() -> Site:
     return parse(SITE, {})
-
-
-@pytest.fixture(scope="module")
-def site_env(tmp_path_factory) -> Iterator[None]:
-    """SITE as the process's site file, for tests that still read it through the transitional
-    `common.config.site()` (the apps here get their site passed in)."""
-    from common import config
-
-    site_file = tmp_path_factory.mktemp("site") / "site.yaml"
-    site_file.write_text(SITE)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FIRECREST_SITE_FILE", str(site_file))
-    cached = getattr(config, "site", None)
-    if cached is not None:
-        cached.cache_clear()
-    yield
-    if cached is not None:
-        cached.cache_clear()
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

@@ -30,20 +30,10 @@ HOSTILE = ["it's", "$(touch {c})", "`touch {c}`", "-rf", "--help", "a b", "x;tou
 
 
 @pytest.fixture(scope="module")
-def internal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    site_file = tmp_path_factory.mktemp("site") / "site.yaml"
-    site_file.write_text(SITE)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FIRECREST_SITE_FILE", str(site_file))
-    mp.setenv("FIRECREST_INTERNAL_COMPUTE_URL", COMPUTE)
-    from common.config import site
-
-    site.cache_clear()
+def internal() -> Any:
     from storage import internal as module
 
-    yield module
-    site.cache_clear()
-    mp.undo()
+    return module
 
 
 def script(internal: Any, op: str, source: str, target: str, **options: Any) -> str:
@@ -212,10 +202,11 @@ class FakeReply:
 def app(internal, monkeypatch):
     from common import auth
     from common.app import create_app
+    from common.config import parse
 
     monkeypatch.setattr(auth.TokenValidator, "validate",
                         lambda self, token, allow_expired=False: Identity("alice", token, {}))
-    return create_app("storage-test", [internal.internal])
+    return create_app("storage-test", [internal.internal], parse(SITE, {"FIRECREST_INTERNAL_COMPUTE_URL": COMPUTE}))
 
 
 @pytest.fixture

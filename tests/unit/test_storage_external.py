@@ -1,6 +1,6 @@
-"""The external transfers' state machine (storage/transfers.py) driven with fakes for the task store, Swift and
-the cluster: the codes a task goes through, the `data` it carries at each (exactly what docs/openapi.yaml's
-schemas describe), and when its URLs end."""
+"""The external transfers' state machine (storage/external.py and its two directions) driven with fakes for the
+task store, Swift and the cluster: the codes a task goes through, the `data` it carries at each (exactly what
+docs/openapi.yaml's schemas describe), and when its URLs end."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, unquote
 
 import jsonschema
 import pytest
-from test_openapi import STORAGE_TASK_DATA, resolve, site_env, spec
+from test_openapi import SITE, STORAGE_TASK_DATA, resolve, spec
 
-__all__ = ["site_env", "spec"]  # fixtures shared with test_openapi.py
+from common.slurm import jobs
+from common.task_status import Status
+
+__all__ = ["spec"]  # a fixture shared with test_openapi.py
 
 USER, TASK, SYSTEM = "alice", "0123456789abcdef0123456789abcdef", "cluster"
 
@@ -131,9 +135,9 @@ class FakeCluster:
             for url in (stdin or b"").decode().split():
                 self.staging.put(object_name(url), b"d" * 1000)
             return ""
-        if isinstance(command, self.xfer.FindJob):
+        if isinstance(command, jobs.FindJob):
             return []
-        if isinstance(command, self.commands.Rename | self.commands.Remove | self.xfer.CancelJobs):
+        if isinstance(command, self.commands.Rename | self.commands.Remove | jobs.CancelJobs):
             return ""
         raise AssertionError(f"unexpected command {command!r}")
 
@@ -158,18 +162,19 @@ class FakeCluster:
 
 
 @pytest.fixture()
-def machine(site_env, monkeypatch) -> Iterator[Any]:
+def machine() -> Iterator[Any]:
     from common import files as commands
-    from storage import transfers as module
-    from storage import xfer
+    from common.config import parse
+    from common.engine import Work
+    from storage import external, xfer
     from storage.swift import StoredObject
 
     events: list[str] = []
     tasks, staging = FakeTasks(events), FakeStaging(StoredObject, events)
     cluster = FakeCluster(staging, xfer, commands)
-    monkeypatch.setattr(module, "run_as", cluster.run_as)
-    monkeypatch.setattr(module, "feed_as", cluster.feed_as)
-    transfers = module.Transfers(tasks, staging, workers=1)  # type: ignore[arg-type]
+    remote = SimpleNamespace(run=cluster.run_as, feed=cluster.feed_as)  # the cluster, as common.remote.Remote
+    engine, transfers = external.storage_engine(tasks, remote, staging, parse(SITE, {}),  # type: ignore[arg-type]
+                                                workers=1)
 
     class Machine:
         def __init__(self) -> None:
@@ -177,14 +182,14 @@ def machine(site_env, monkeypatch) -> Iterator[Any]:
             self.transfers = transfers
 
         def transfer(self, op: str, args: dict[str, Any]) -> Any:
-            work = {"op": op, "system": SYSTEM, "args": args, "user": USER, "token": "token", "request_id": "rid"}
-            t = module.Transfer(TASK, work, "100", "holder-1")
-            transfers.held[TASK] = t
+            work = Work(op, SYSTEM, args, USER, "token", "rid")
+            t = external.Transfer(TASK, work, Status.QUEUED, "holder-1", remote, external.LEASE_S)  # type: ignore[arg-type]
+            engine.held[TASK] = t
             return t
 
         def step(self, t: Any) -> None:
             """One step of the task, as the service's pool runs it (the status it reached decides the next)."""
-            transfers._step(t)
+            transfers.step(t)
 
     yield Machine()
     transfers.pool.shutdown(wait=False)
@@ -333,7 +338,7 @@ def test_a_download_ends_its_job_urls_and_keeps_its_get_url(machine):
 def test_names_of_other_shapes_are_never_pieces(machine):
     """A client stores `segments/../../<elsewhere>` and other names through its prefix URL: neither counts as an
     arrival nor is pulled; they go with the area."""
-    from storage import upload
+    from storage import external_upload as upload
 
     t = machine.transfer("upload", upload_args())
     machine.step(t)
@@ -349,10 +354,9 @@ def test_names_of_other_shapes_are_never_pieces(machine):
 
 def test_a_user_with_too_many_transfers_in_flight_gets_429(machine):
     from common.auth import Identity
-    from common.config import site
     from common.errors import TooManyRequests
 
-    limit = site().storage.max_transfers_per_user
+    limit = machine.transfers.site.storage.max_transfers_per_user
     user = Identity(USER, "token", {})
     listed = machine.tasks.listed
     listed.update({f"c{i}": {"service": "compute", "status": "100"} for i in range(limit)})  # not transfers
@@ -368,7 +372,7 @@ def test_a_user_with_too_many_transfers_in_flight_gets_429(machine):
 
 
 def test_a_long_wait_is_watched_less_often(machine):
-    from storage import transfers as module
+    from storage import external_upload as module
 
     t = machine.transfer("upload", upload_args())
     machine.step(t)

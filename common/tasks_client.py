@@ -1,4 +1,4 @@
-"""The services' client of the tasks service (they never touch Redis themselves), and the task envelope.
+"""The services' client of the tasks service (they never touch Redis themselves).
 
 What a service needs to resume a task after a restart travels in the task's private part, sealed with a key
 derived from the services' credential: the task store (and its disk files) never holds a user's token in clear.
@@ -7,7 +7,6 @@ derived from the services' credential: the task store (and its disk files) never
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
 import secrets
@@ -17,10 +16,9 @@ from typing import Any
 
 import requests
 from cryptography.fernet import Fernet, InvalidToken
-from flask import Response, jsonify
 
 from .auth import Identity
-from .config import site
+from .config import Site
 from .errors import FirecrestError, Unavailable
 
 RETRY_STATUSES = (502, 503, 504)
@@ -38,46 +36,33 @@ class OutcomeTooLarge(FirecrestError):
     """The task store refused an outcome for its size: the task should end saying so, not be retried."""
 
 
-def envelope(task_id: str, status: int = 201, with_url: bool = True) -> tuple[Response, int]:
-    body = {"success": "Task created", "task_id": task_id}
-    if with_url:
-        body["task_url"] = f"/tasks/{task_id}"
-    return jsonify(body), status
+class Sealer:
+    """Seals a task's private part with a key derived from the services' credential."""
 
+    def __init__(self, service_token: str) -> None:
+        digest = hashlib.sha256(b"firecrest task private part\0" + service_token.encode()).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
 
-def new_work(user: Identity, system: str, op: str, args: dict[str, Any], request_id: str) -> dict[str, Any]:
-    """What a service's background work needs to run (and to be resumed by another process): the task's private
-    part."""
-    return {"op": op, "system": system, "args": args, "user": user.username, "token": user.token,
-            "request_id": request_id}
+    def seal(self, value: dict[str, Any]) -> str:
+        return self._fernet.encrypt(json.dumps(value).encode()).decode()
 
-
-def work_identity(work: dict[str, Any]) -> Identity:
-    """The caller of a task's work; `background`: its certificates come from the resume route."""
-    return Identity(work["user"], work["token"], {}, background=True)
-
-
-def _fernet() -> Fernet:
-    digest = hashlib.sha256(b"firecrest task private part\0" + site().service_token.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
-
-
-def seal(value: dict[str, Any]) -> str:
-    return _fernet().encrypt(json.dumps(value).encode()).decode()
-
-
-def unseal(value: str) -> dict[str, Any] | None:
-    try:
-        return json.loads(_fernet().decrypt(value.encode()))
-    except (InvalidToken, ValueError):
-        return None
+    def unseal(self, value: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._fernet.decrypt(value.encode()))
+        except (InvalidToken, ValueError):
+            return None
 
 
 class TasksClient:
     def __init__(self, url: str, service_token: str) -> None:
         self.url = url.rstrip("/")
         self.service_token = service_token
+        self.sealer = Sealer(service_token)
         self._local = threading.local()
+
+    @classmethod
+    def of(cls, site: Site) -> TasksClient:
+        return cls(site.service_urls.get("tasks", ""), site.service_token)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -108,7 +93,7 @@ class TasksClient:
     def create(self, user: Identity, service: str, system: str | None, private: dict[str, Any] | None = None,
                lease_s: float | None = None, data: Any = "Queued", holder: str | None = None) -> str:
         payload = {"service": service, "system": system, "data": data, "lease_s": lease_s, "holder": holder,
-                   "private": seal(private) if private is not None else None}
+                   "private": self.sealer.seal(private) if private is not None else None}
         reply = self._call("POST", "/", user.token, payload, patience_s=2)
         if reply.status_code != 201:
             raise FirecrestError(_error(reply), "Error creating task")
@@ -139,10 +124,11 @@ class TasksClient:
         if reply.status_code != 200:
             raise FirecrestError(_error(reply), "Error updating task")
 
-    def create_held(self, user: Identity, service: str, work: dict[str, Any], lease_s: float) -> tuple[str, str]:
-        """A task for `work`, leased to this process under a fresh holder name: (task id, holder)."""
+    def create_held(self, user: Identity, service: str, system: str, private: dict[str, Any],
+                    lease_s: float) -> tuple[str, str]:
+        """A task whose work is `private`, leased to this process under a fresh holder name: (task id, holder)."""
         holder = secrets.token_hex(8)
-        return self.create(user, service, work["system"], private=work, lease_s=lease_s, holder=holder), holder
+        return self.create(user, service, system, private=private, lease_s=lease_s, holder=holder), holder
 
     def get(self, token: str, task_id: str) -> dict[str, Any] | None:
         """The task as its owner sees it; None when it does not exist or is another user's."""
@@ -174,7 +160,8 @@ class TasksClient:
                            {"service": service, "lease_s": lease_s, "limit": limit, "holder": holder})
         if reply.status_code != 200:
             raise Unavailable(_error(reply), "Task store unavailable")
-        return holder, [(t["task"], unseal(t["private"]) if t["private"] else None) for t in reply.json()["tasks"]]
+        tasks = reply.json()["tasks"]
+        return holder, [(t["task"], self.sealer.unseal(t["private"]) if t["private"] else None) for t in tasks]
 
 
 def _error(reply: requests.Response) -> str:
@@ -184,7 +171,3 @@ def _error(reply: requests.Response) -> str:
     except ValueError:
         return f"HTTP {reply.status_code}"
 
-
-@functools.cache
-def client() -> TasksClient:
-    return TasksClient(site().service_urls["tasks"], site().service_token)
