@@ -13,8 +13,8 @@ from common.config import Site, load
 from common.tasks_client import TasksClient
 
 from .external import storage_engine
-from .internal import internal
-from .routes import TRANSFERS, routes
+from .external_routes import TRANSFERS, routes
+from .internal_routes import internal
 from .swift import Staging
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from common.task_status import Status
 
-from . import xfer
+from . import external_jobs
 from .swift import JOB_URL_TTL_S, MAX_SEGMENT_BYTES, MAX_SEGMENTS, MiB, segment_bytes, segment_name
 from .transfer_errors import TransferFailed
 
@@ -36,7 +36,7 @@ def push(transfers: ExternalTransfers, t: Transfer) -> None:
     names = [name] if count == 1 else [segment_name(i) for i in range(count)]
     urls = [staging.temp_url(task, n, "PUT", public=False, ttl_s=JOB_URL_TTL_S, job=True) for n in names]
     partition = transfers.site.systems[t.system].xfer_partition
-    t.run(xfer.Push(partition, task, source, segment // MiB if count > 1 else 0),
+    t.run(external_jobs.Push(partition, task, source, segment // MiB if count > 1 else 0),
           stdin="".join(u + "\n" for u in urls).encode())
     stored = {o.name: o for o in staging.listing(task) or []}  # looked up by the names it should have
     sizes = [stored[n].size if n in stored else -1 for n in names]

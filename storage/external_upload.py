@@ -19,7 +19,7 @@ from common.files import Remove, Rename
 from common.params import integer
 from common.task_status import Status
 
-from . import xfer
+from . import external_jobs
 from .swift import JOB_URL_TTL_S, MAX_SEGMENTS, SEGMENTS, MiB, Staging, StoredObject, segment_name
 from .transfer_errors import Stalled, TransferFailed
 
@@ -152,10 +152,10 @@ class Uploads:
         self.engine.progress(t, Status.UPLOAD_PULLING, summary)
         if t.resumed:
             self.transfers.cancel_earlier_jobs(t)
-        part = xfer.part_path(target, task)
+        part = external_jobs.part_path(target, task)
         try:
             fed = self._feed(t, part, pieces_now, complete)
-            size = t.run(xfer.FileSize(part))
+            size = t.run(external_jobs.FileSize(part))
             if size != sum(p.size for p in fed):
                 raise TransferFailed(f"Size mismatch: staged {sum(p.size for p in fed)} bytes, pulled {size}")
             t.run(Rename(part, target))
@@ -172,7 +172,7 @@ class Uploads:
         task, name = t.task_id, t.args["name"]
         partition = self.transfers.site.systems[t.system].xfer_partition
         fed: list[StoredObject] = []
-        with t.feed(xfer.Pull(partition, task, part)) as job:
+        with t.feed(external_jobs.Pull(partition, task, part)) as job:
             last_progress = time.monotonic()
             while True:
                 for piece in found[len(fed):]:
@@ -189,7 +189,7 @@ class Uploads:
             out = job.finish()
         if not complete:
             raise Stalled(task)
-        sums, expected = xfer.md5s(out), [p.etag for p in fed]
+        sums, expected = external_jobs.md5s(out), [p.etag for p in fed]
         if sums != expected:
             raise TransferFailed(f"Checksum mismatch: the staged file has md5 {expected}, the pulled {sums}")
         return fed

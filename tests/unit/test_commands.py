@@ -76,7 +76,7 @@ def test_failed_command_gets_the_operation_description():
 
 def test_the_one_stat_probe_keeps_each_argv():
     from common.commands import FileKind
-    from storage.xfer import FileSize
+    from storage.external_jobs import FileSize
 
     def after_timeout(command: Command) -> list[str]:
         return shlex.split(command.line(5, None))[4:]

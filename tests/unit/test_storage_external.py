@@ -166,12 +166,12 @@ def machine() -> Iterator[Any]:
     from common import files as commands
     from common.config import parse
     from common.engine import Work
-    from storage import external, xfer
+    from storage import external, external_jobs
     from storage.swift import StoredObject
 
     events: list[str] = []
     tasks, staging = FakeTasks(events), FakeStaging(StoredObject, events)
-    cluster = FakeCluster(staging, xfer, commands)
+    cluster = FakeCluster(staging, external_jobs, commands)
     remote = SimpleNamespace(run=cluster.run_as, feed=cluster.feed_as)  # the cluster, as common.remote.Remote
     engine, transfers = external.storage_engine(tasks, remote, staging, parse(SITE, {}),  # type: ignore[arg-type]
                                                 workers=1)

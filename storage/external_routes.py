@@ -27,7 +27,7 @@ from common.errors import (
 from common.task_status import Status
 from common.tasks_client import TasksClient
 
-from . import xfer
+from . import external_jobs
 from .external import ExternalTransfers
 
 TASK_ID = re.compile(r"[A-Za-z0-9]{1,64}")
@@ -69,7 +69,7 @@ def upload_target(target_system: str, target: str, name: str) -> str:
             raise _not_allowed(e) from None
         if parent != "directory":
             raise _not_allowed(NotADirectory(f"{directory} is not a directory"))
-    if not run(target_system, xfer.Access(directory, "-w")):
+    if not run(target_system, external_jobs.Access(directory, "-w")):
         raise _not_allowed(PermissionDenied(f"{directory}: Permission denied"))
     return final
 
@@ -77,8 +77,8 @@ def upload_target(target_system: str, target: str, name: str) -> str:
 def download_size(source_system: str, source: str) -> int:
     """The size of the file to download; it must be a regular file the caller can read (checked now)."""
     try:
-        size = run(source_system, xfer.FileSize(source))
-        if not run(source_system, xfer.Access(source, "-r")):
+        size = run(source_system, external_jobs.FileSize(source))
+        if not run(source_system, external_jobs.Access(source, "-r")):
             raise PermissionDenied(f"{source}: Permission denied")
     except FirecrestError as e:
         err = _path_error(e)
