@@ -1,6 +1,6 @@
 """What each compute task does on the cluster, as the caller; the returned value is the task's `data` on 200.
 
-Every operation may run again after a restart (see runner.py): reads are simply repeated, and a submission
+Every operation may run again after a restart (see background.py): reads are simply repeated, and a submission
 first looks for a job tagged with its task id before it calls sbatch.
 """
 

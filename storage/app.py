@@ -1,5 +1,5 @@
-"""The storage service: external transfers (routes.py, on the engine of external.py) and internal ones
-(internal.py), for a site.
+"""The storage service: external transfers (external_routes.py, on the engine of external.py) and internal ones
+(internal_routes.py), for a site.
 
 gunicorn runs `storage.app:create()` in each worker; the engine's loops (lease renewal, recovery, watching for
 uploads, the sweep of old objects) start when the worker serves (common/serving.py)."""

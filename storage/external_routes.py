@@ -1,7 +1,7 @@
 """Routes of external transfers (public prefix /storage/xfer-external): parse and check, start a task, reply 201.
 
 The transfers go through Swift temp URLs (external.py and its two directions, swift.py); internal ones are batch
-jobs on the system's xfer partition (internal.py).
+jobs on the system's xfer partition (internal_routes.py, internal_jobs.py).
 """
 
 from __future__ import annotations

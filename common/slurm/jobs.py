@@ -22,7 +22,7 @@ from common.commands import Command, Output, T
 from .fields import job_ids, submitted_id
 
 TASK_PREFIX = "firecrest-task="  # every job we submit carries its task id, to be found again after a crash
-TRANSFER_PREFIX = "firecrest-transfer="  # every transfer job of storage/xfer.py carries its task id
+TRANSFER_PREFIX = "firecrest-transfer="  # every transfer job of storage/external_jobs.py carries its task id
 
 
 class FindByComment(Command[T]):

@@ -464,7 +464,7 @@ def test_head_and_tail_errors(api, home, lines_file, tool):
 
 
 def test_view_returns_the_whole_file(api, lines_file):
-    """Not upstream's 10 lines (utilities/app.py: `view` returns the whole file)."""
+    """Not upstream's 10 lines (utilities/routes.py: `view` returns the whole file)."""
     output = ok(api.get("/view", targetPath=lines_file), 200, ("Success to view file.", "Success to head file."))
     assert output == LINES
 
