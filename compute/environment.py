@@ -4,10 +4,10 @@ the command that passes them (common/slurm/submit.py check_env)."""
 
 from __future__ import annotations
 
-from common import params
+from common import values
 from common.slurm.submit import SUBMIT_FAILED, check_env
 
 
 def parse_env(raw: str) -> dict[str, str]:
     """The form's JSON text (bounded: size, nesting, number length) as checked variables."""
-    return check_env(params.json_value(raw, "env", SUBMIT_FAILED))
+    return check_env(values.json_value(raw, "env", SUBMIT_FAILED))

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.utils import secure_filename
 
-from common import params
+from common import params, values
 from common.app import envelope, identity, machine, request_id, run, site
 from common.engine import Engine, TaskRun
 from common.errors import BadRequest, UnknownMachineCompute
@@ -47,13 +47,13 @@ def ids(name: str, operation: str) -> list[str] | None:
     raw = params.text(name, operation, required=False)
     if not raw:
         return None
-    values = raw.split(",")
-    if any(not v.strip() for v in values):
+    given = raw.split(",")
+    if any(not v.strip() for v in given):
         raise BadRequest("Jobs list wrong format", description)
-    for value in values:
-        if not params.valid_job_id(value.strip()):
+    for value in given:
+        if not values.valid_job_id(value.strip()):
             raise BadRequest(f"{value.strip()[:64]} is not a valid job ID", description)
-    return [v.strip() for v in values]
+    return [v.strip() for v in given]
 
 
 def names(name: str, operation: str) -> list[str] | None:
@@ -137,7 +137,7 @@ def get_job(jobid: str) -> tuple[Response, int]:
     if jobid in site().systems:  # the early `/jobs/{machine}` listing
         return queue(system("list jobs", jobid))
     target = system("list job")
-    if not params.valid_job_id(jobid):
+    if not values.valid_job_id(jobid):
         raise BadRequest(f"{jobid[:64]} is not a valid job ID", "Failed to retrieve job information")
     return start("job", target, {"jobid": jobid})
 
@@ -145,7 +145,7 @@ def get_job(jobid: str) -> tuple[Response, int]:
 @routes.delete("/jobs/<jobid>")
 def cancel_job(jobid: str) -> tuple[Response, int]:
     target = system("delete job")
-    if not params.valid_job_id(jobid):
+    if not values.valid_job_id(jobid):
         raise BadRequest(f"{jobid[:64]} is not a valid job ID", "Failed to delete job")
     return start("cancel", target, {"jobid": jobid})
 
@@ -170,7 +170,7 @@ def list_nodes() -> tuple[Response, int]:
 @routes.get("/nodes/<name>")
 def get_node(name: str) -> tuple[Response, int]:
     target = system("nodes")
-    return start("nodes", target, {"nodes": node_list(params.check(name, "nodes", "nodes"))})
+    return start("nodes", target, {"nodes": node_list(values.check(name, "nodes", "nodes"))})
 
 
 @routes.get("/partitions")

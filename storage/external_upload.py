@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from common.errors import FirecrestError
 from common.files import Remove, Rename
-from common.params import integer
 from common.task_status import Status
+from common.values import integer
 
 from . import external_jobs
 from .swift import JOB_URL_TTL_S, MAX_SEGMENTS, SEGMENTS, MiB, Staging, StoredObject, segment_name

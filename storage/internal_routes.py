@@ -14,7 +14,7 @@ import uuid
 import requests
 from flask import Blueprint, Response, jsonify, request
 
-from common import files, params
+from common import files, params, values
 from common.app import identity, machine, request_id, site
 from common.errors import BadRequest, FirecrestError, Unavailable, UnknownMachineCompute
 
@@ -63,7 +63,7 @@ def stage_out(op: str) -> str | None:
     value = params.text("stageOutJobId", op, required=False)
     if not value:
         return None
-    if not params.valid_job_id(value):
+    if not values.valid_job_id(value):
         raise BadRequest(f"'stageOutJobId' {value[:64]} is not a valid job ID", failure(op))
     return value
 
@@ -71,7 +71,7 @@ def stage_out(op: str) -> str | None:
 def account(op: str) -> str | None:
     """Passed on as it is when given (compute judges it, an empty one too)."""
     value = request.form.get("account")
-    return None if value is None else params.check(value, "account", op)
+    return None if value is None else values.check(value, "account", op)
 
 
 # ---------------------------------------------------------------------------------------------------------------

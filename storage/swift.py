@@ -33,7 +33,7 @@ from swiftclient.utils import generate_temp_url
 
 from common.config import StorageConfig
 from common.errors import FirecrestError
-from common.params import integer
+from common.values import integer
 
 SEGMENTS = "segments/"
 JOB_URL_TTL_S = 86400  # the URLs a transfer job uses (it starts at once; it is bounded by its time limit)

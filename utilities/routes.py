@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
-from common import files, params
+from common import files, params, values
 from common.app import machine, request_id, run, site
 from common.commands import Groups, Whoami
 from common.errors import BadRequest, FirecrestError, NotFound, NotText
@@ -222,7 +222,7 @@ def upload(system_name: str | None = None) -> tuple[Response, int]:
     if sent is None:
         raise BadRequest("'file' not specified", "Error on upload operation")
     name = sent.filename or ""
-    if name in ("", ".", "..") or "/" in name or params.CONTROL.search(name) or len(name) > 255:
+    if name in ("", ".", "..") or "/" in name or values.CONTROL.search(name) or len(name) > 255:
         raise BadRequest("'file' has an invalid file name", "Error on upload operation")
     data, command = sent.read(), files.Upload(directory, name)
     if len(data) > files.PROBE_ABOVE:  # a bad target is the same 400 as for a small file, found before sending

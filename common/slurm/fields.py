@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from common import errors
-from common.params import valid_job_id
+from common.values import valid_job_id
 
 INFINITE, NO_VAL = 0xFFFFFFFF, 0xFFFFFFFE
 # squeue without --states lists pending, running, suspended and completing jobs; --json (22.05) lists every job

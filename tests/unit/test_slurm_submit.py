@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common import errors, files, params
+from common import errors, files
 from common.commands import Output
 from common.slurm import accounting, jobfiles, jobs, queue, resources, submit
 
@@ -28,16 +28,6 @@ def ok(stdout: str = "", stderr: str = "", status: int = 0) -> Output:
 
 
 # --- job ids ----------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("jobid", ["12", "12+1", "12_3", "12_[1-3]"])
-def test_valid_job_ids(jobid):
-    assert params.valid_job_id(jobid)
-
-
-@pytest.mark.parametrize("jobid", ["", "-1", "12,13", "12_", "12_[1-]", "1 2", "١٢", "12\n", "--help", "12_[1-3]x"])
-def test_invalid_job_ids(jobid):
-    assert not params.valid_job_id(jobid)
 
 
 def test_commands_refuse_invalid_ids():
