@@ -25,14 +25,9 @@ Usage (site up, as root): .venv/bin/python bench/compute.py [--clients 16] [--se
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import pwd
 import queue
 import shutil
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -41,292 +36,28 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import requests
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
-from bench.common_bench import ENV, Figures, RawSSH, percentile, report, service_line, site, token, wrk
-from common.slurm.submit import Submit
-from common.stack_env import stack_dir
-
-USER = "alice"
-SCRIPT = b"#!/bin/bash\ntrue\n"
-SLURM_STATES_LEFT = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED")
-
-
-def now_ms() -> float:
-    return time.perf_counter() * 1000
-
-
-class Gateway:
-    """Submissions and task polls through the gateway, one requests.Session per thread."""
-
-    def __init__(self, url: str, user: str) -> None:
-        self.url, self.user = url, user
-        self.local = threading.local()
-        self.renew()
-        self.lock = threading.Lock()
-        self.task_ids: list[str] = []
-        self.job_ids: list[str] = []
-        self.throttled = 0  # 429s (the per-user limit), on submissions and polls
-        self.polls = 0
-
-    def renew(self) -> None:  # tokens live 5 minutes: a fresh one per section
-        self.headers = {"Authorization": f"Bearer {token(self.user)}", "X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
-
-    @property
-    def session(self) -> requests.Session:
-        if not hasattr(self.local, "session"):
-            self.local.session = requests.Session()
-        return self.local.session
-
-    def submit(self, request_id: str) -> str | None:
-        """The task id, or None when the submission was refused (after retrying 429s)."""
-        while True:
-            r = self.session.post(f"{self.url}/compute/jobs/upload", headers={**self.headers,
-                                  "X-Request-ID": request_id}, files={"file": ("bench-job.sh", SCRIPT)},
-                                  timeout=30)
-            if r.status_code != 429:
-                break
-            with self.lock:
-                self.throttled += 1
-            time.sleep(0.005)
-        if r.status_code != 201:
-            return None
-        task_id = r.json()["task_id"]
-        with self.lock:
-            self.task_ids.append(task_id)
-        return task_id
-
-    def status(self, task_id: str) -> tuple[str | None, dict]:
-        """The task's status ("100", "200", "400"...), or None for a throttled or failed read."""
-        r = self.session.get(f"{self.url}/tasks/{task_id}", headers=self.headers, timeout=30)
-        with self.lock:
-            self.polls += 1
-            self.throttled += r.status_code == 429
-        if r.status_code == 429:
-            return None, {}
-        if r.status_code != 200:
-            return None, {}
-        task = r.json()["task"]
-        return str(task["status"]), task.get("data") if isinstance(task.get("data"), dict) else {}
-
-    def detail(self, task_id: str) -> str:
-        """The task's data as text (the error message of a task at 400)."""
-        r = self.session.get(f"{self.url}/tasks/{task_id}", headers=self.headers, timeout=30)
-        return str(r.json().get("task", {}).get("data")) if r.status_code == 200 else f"HTTP {r.status_code}"
-
-    def wait(self, task_id: str, interval_s: float, timeout_s: float = 60) -> tuple[str | None, dict, float]:
-        """Poll until the task has finished: (status, data, time.time() of the poll that saw it)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status, data = self.status(task_id)
-            seen = time.time()
-            if status is not None and status not in ("100", "101"):
-                if str(data.get("jobid", "")).isdigit():
-                    with self.lock:
-                        self.job_ids.append(str(data["jobid"]))
-                return status, data, seen
-            time.sleep(interval_s)
-        return None, {}, time.time()
+from bench.common_bench import ENV, Figures, percentile, report, site, wrk
+from bench.compute_host import (
+    audit_times,
+    cancel_left,
+    cpu_line,
+    cpu_snapshot,
+    job_ids_left,
+    job_records,
+    phases,
+    settle,
+)
+from bench.compute_load import USER, Floor, Gateway, closed_loop
 
 
-CPU_GROUPS = (("compute.app", "compute"), ("tasks.app", "tasks"), ("haproxy", "gateway"), ("sshd", "sshd"),
-              ("slurmctld", "slurmctld"), ("munged", "munged"), ("slurmdbd", "slurmdbd"), ("mariadbd", "mariadb"),
-              ("redis-server", "redis"))
-TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot() -> tuple[float, dict[int, tuple[str, float]]]:
-    """(host busy CPU ms, {pid: (group, CPU ms)}) for the site's long-lived processes and this one."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
-    busy = (user + nice + system + irq + softirq + steal) * TICK_MS
-    procs: dict[int, tuple[str, float]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmdline = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        group = "bench client" if int(d.name) == os.getpid() else next(
-            (g for needle, g in CPU_GROUPS if needle in cmdline), None)
-        if group:
-            procs[int(d.name)] = (group, (int(stat[11]) + int(stat[12])) * TICK_MS)  # utime + stime
-    return busy, procs
-
-
-def cpu_line(before: tuple[float, dict[int, tuple[str, float]]], seconds: float, ops: int) -> str:
-    """Host CPU use since `before`, per operation, split by process group; `other` is what ran in processes that
-    came and went (the commands over SSH with their wrapper, sbatch/scontrol, munge clients, the jobs)."""
-    busy, procs = cpu_snapshot()
-    total = busy - before[0]
-    groups: dict[str, float] = {}
-    for pid, (group, ms) in procs.items():
-        groups[group] = groups.get(group, 0) + ms - before[1].get(pid, (group, 0))[1]
-    groups["other"] = total - sum(groups.values())
-    cores = os.cpu_count() or 1
-    parts = ", ".join(f"{g} {ms / ops:.1f}" for g, ms in sorted(groups.items(), key=lambda kv: -kv[1]) if ms > 0)
-    return (f"host CPU {total / (seconds * 1000 * cores):.0%} busy of {cores} cores; {total / ops:.1f} CPU-ms per op: "
-            f"{parts}")
-
-
-def settle(max_s: float = 30, busy_below: float = 0.35) -> str:
-    """Wait (up to max_s) for the host to be quiet: Slurm goes on working after a burst (cancelled jobs are
-    written to slurmdbd/mariadb, queued ones are started), which would otherwise weigh on the next measurement."""
-    start = time.monotonic()
-    busy = 1.0
-    while time.monotonic() - start < max_s:
-        before = cpu_snapshot()[0]
-        time.sleep(1)
-        busy = (cpu_snapshot()[0] - before) / (1000 * (os.cpu_count() or 1))
-        if busy < busy_below:
-            break
-    return f"waited {time.monotonic() - start:.0f} s for the host to settle (CPU {busy:.0%} busy)"
-
-
-def closed_loop(name: str, call: Callable[[], bool], clients: int, seconds: float) -> tuple[Figures, float]:
-    """`clients` threads each repeating `call` for `seconds`; (figures, p95 ms). req/s counts the good calls,
-    over the time until the last one ended."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    start = time.perf_counter()
-    end = start + seconds
-
-    def loop(_: int) -> None:
-        nonlocal errors
-        while time.perf_counter() < end:
-            t0 = now_ms()
-            good = call()
-            dt = now_ms() - t0
-            with lock:
-                if good:
-                    latencies.append(dt)
-                else:
-                    errors += 1
-
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        list(pool.map(loop, range(clients)))
-    elapsed = time.perf_counter() - start
-    if not latencies:
-        raise SystemExit(f"{name}: no call succeeded ({errors} errors)")
-    fig = Figures(name, statistics.median(latencies), percentile(latencies, 0.99), len(latencies) / elapsed, errors)
-    return fig, percentile(latencies, 0.95)
-
-
-class Floor:
-    """The floor's own directory under the user's home (made as root, owned by the user): the batch script, and
-    the jobs' working directory (their slurm-N.out)."""
-
-    def __init__(self) -> None:
-        self.dir = Path(f"/home/{USER}/.bench-compute-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        self.script = self.dir / "bench-job.sh"
-        account = pwd.getpwnam(USER)
-        self.dir.mkdir(0o755)
-        self.script.write_bytes(SCRIPT)
-        self.script.chmod(0o755)
-        for p in (self.dir, self.script):
-            os.chown(p, account.pw_uid, account.pw_gid)
-        self.raw = RawSSH(USER)
-        self.job_ids: list[str] = []
-        self.lock = threading.Lock()
-
-    def line(self, request_id: str) -> str:
-        return service_line(Submit(str(self.script), str(self.dir), f"bench-{request_id}"), request_id)
-
-    def sbatch(self) -> bool:
-        status, out = self.raw.run(self.line(str(uuid.uuid4())))
-        jobid = out.strip().split(b";")[0].decode()
-        if status != 0 or not jobid.isdigit():
-            return False
-        with self.lock:
-            self.job_ids.append(jobid)
-        return True
-
-
-COMMANDS = ("mkdir", "dd", "sbatch", "scontrol")  # what one upload submission runs on the login node, in order
-
-
-def audit_times(request_ids: set[str], wait_s: float = 5) -> dict[str, dict[str, float]]:
-    """{request id: {"mkdir": t, "dd": t, "sbatch": t, "scontrol": t}}: when the login node saw each command of
-    the submission finish (epoch s, from the audit log's `time`, ms resolution)."""
-    log = stack_dir() / "log" / "audit.log"
-    found: dict[str, dict[str, float]] = {}
-    deadline = time.monotonic() + wait_s
-    while True:
-        with log.open() as f:
-            for line in f:
-                if '"request_id": "bench-' not in line:  # cheap filter before the JSON: all ours start so
-                    continue
-                record = json.loads(line)
-                rid = record.get("request_id")
-                if rid not in request_ids:
-                    continue
-                when = datetime.datetime.fromisoformat(record["time"]).timestamp()
-                for word in COMMANDS:
-                    if f" {word} " in record["command"]:
-                        found.setdefault(rid, {}).setdefault(word, when)
-        if all("sbatch" in found.get(rid, {}) for rid in request_ids) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)  # the collector writes a moment after the command
-
-
-def phases(runs: dict[str, tuple[float, float]], audit: dict[str, dict[str, float]]) -> list[str]:
-    """p50/p95 of each step of the submissions, from the POST to the poll that saw 200 (runs: request id ->
-    (time.time() posted, time.time() 200 seen))."""
-    steps = [("POST -> mkdir done (task created, queued)", None, "mkdir"), ("mkdir -> dd (script written)", "mkdir",
-             "dd"), ("dd -> sbatch returned", "dd", "sbatch"), ("sbatch -> scontrol show job", "sbatch",
-             "scontrol"), ("scontrol -> poll saw 200 (task update)", "scontrol", None)]
-    lines = []
-    for label, a, b in steps:
-        values = []
-        for rid, (posted, seen) in runs.items():
-            t = audit.get(rid, {})
-            start = posted if a is None else t.get(a)
-            end = seen if b is None else t.get(b)
-            if start is not None and end is not None:
-                values.append((end - start) * 1000)
-        if values:
-            lines.append(f"{label:<42} p50 {percentile(values, 0.5):7.1f} ms  p95 {percentile(values, 0.95):7.1f} ms"
-                         f"  (n {len(values)})")
-    return lines
-
-
-def slurm_env() -> dict[str, str]:
-    return {**os.environ, "SLURM_CONF": ENV.get("SLURM_CONF", str(stack_dir() / "slurm/etc/slurm.conf"))}
-
-
-def job_ids_left(job_ids: set[str]) -> set[str]:
-    out = subprocess.run(["squeue", "-h", "-o", "%i %T", "--states=all"], capture_output=True, text=True,
-                         env=slurm_env(), check=False).stdout
-    return {jid for jid, state in (line.split()[:2] for line in out.splitlines() if line.strip())
-            if jid in job_ids and state in SLURM_STATES_LEFT}
-
-
-def job_records() -> str:
-    """How full slurmctld's job table is: finished and cancelled jobs stay in it MinJobAge (300 s here), and at
-    MaxJobCount (10000) sbatch retries until the service's 5 s remote timeout (the task ends 400, timeout)."""
-    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, env=slurm_env(),
-                            check=False).stdout
-    limit = next((line.split("=", 1)[1].strip() for line in config.splitlines() if line.startswith("MaxJobCount")),
-                 "?")
-    out = subprocess.run(["squeue", "-h", "--states=all", "-o", "%i"], capture_output=True, text=True,
-                         env=slurm_env(), check=False).stdout
-    return f"{len(out.splitlines())} of MaxJobCount {limit}"
-
-
-def cancel_left(job_ids: set[str]) -> int:
-    """scancel (as root) those of our own jobs still queued: Slurm runs these `true` jobs at only ~15/s here, far
-    below the submission rate, so the backlog would otherwise weigh on the next measurement and outlive the run."""
-    left = sorted(job_ids_left(job_ids), key=int)
-    for i in range(0, len(left), 500):
-        subprocess.run(["scancel", *left[i:i + 500]], env=slurm_env(), check=False, capture_output=True)
-    deadline = time.monotonic() + 30
-    while job_ids_left(set(left)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return len(left)
+def loop_with_cpu(name: str, call: Callable[[], bool], clients: int, seconds: float,
+                  ops: Callable[[], int]) -> tuple[Figures, float, str]:
+    """closed_loop, and the host's CPU use over it per operation (ops() is counted once the loop has ended)."""
+    cpu = cpu_snapshot()
+    t0 = time.perf_counter()
+    fig, p95 = closed_loop(name, call, clients, seconds)
+    return fig, p95, cpu_line(cpu, time.perf_counter() - t0, ops())
 
 
 def section1(gw: Gateway, floor: Floor, clients: int, seconds: float, floor_seconds: float,
@@ -357,22 +88,17 @@ def section1(gw: Gateway, floor: Floor, clients: int, seconds: float, floor_seco
         if not gateway_call() or not floor.sbatch():
             raise SystemExit("compute: the warm-up submission failed")
     settled = [settle()]
-    cpu = cpu_snapshot()
-    t0 = time.perf_counter()
-    floor_fig, floor_p95 = closed_loop(f"floor: raw sbatch, {clients} concurrent channels", floor.sbatch,
-                                       clients, floor_seconds)
-    floor_cpu = cpu_line(cpu, time.perf_counter() - t0, len(floor.job_ids) - 5)
+    floor_fig, floor_p95, floor_cpu = loop_with_cpu(f"floor: raw sbatch, {clients} concurrent channels",
+                                                    floor.sbatch, clients, floor_seconds,
+                                                    lambda: len(floor.job_ids) - 5)
     cancelled = cancel_left(set(floor.job_ids))
     runs.clear()
     throttled, polls = gw.throttled, gw.polls
     settled.append(settle())
     records_gw = job_records()
     failures.clear()
-    cpu = cpu_snapshot()
-    t0 = time.perf_counter()
-    gw_fig, gw_p95 = closed_loop(f"POST jobs/upload -> task 200, {clients} clients", gateway_call, clients,
-                                 seconds)
-    gw_cpu = cpu_line(cpu, time.perf_counter() - t0, max(1, len(runs)))
+    gw_fig, gw_p95, gw_cpu = loop_with_cpu(f"POST jobs/upload -> task 200, {clients} clients", gateway_call,
+                                           clients, seconds, lambda: max(1, len(runs)))
     polls, throttled = gw.polls - polls, gw.throttled - throttled
     cancelled_gw = cancel_left(set(gw.job_ids))
     notes = [f"{gw_fig.name}: {gw_fig.rps:.1f} submissions/s = {gw_fig.rps / floor_fig.rps:.2f} of the floor's "

@@ -22,6 +22,7 @@ import shutil
 import sys
 import tarfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -111,72 +112,72 @@ class Fixture:
             self._api("DELETE", "rm", data={"targetPath": self.base})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10, help="duration of the concurrent run")
-    parser.add_argument("--n", type=int, default=300, help="requests per sequential measurement")
-    parser.add_argument("--gateway", default=ENV.get("FIRECREST_URL", ""))
-    parser.add_argument("--via-api", action="store_true", help="make the test files through the API, not as root")
-    args = parser.parse_args()
+class Calls:
+    """The gateway call and its floor for each case, sharing one session and one pooled SSH connection."""
 
-    limit = site().limits.max_file_size_mb * 1024 * 1024
-    fixture = Fixture(args.gateway, args.via_api)
-    fixture.create()
-    raw = RawSSH(USER)
-    session = requests.Session()
-    url = f"{args.gateway}/utilities"
-    try:
-        def headers() -> dict[str, str]:  # a fresh token per phase: they live 5 minutes
-            return {"Authorization": f"Bearer {token(USER)}", "X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
+    def __init__(self, gateway: str, raw: RawSSH, limit: int) -> None:
+        self.url, self.raw, self.limit = f"{gateway}/utilities", raw, limit
+        self.session = requests.Session()
+        self.hdr: dict[str, str] = {}
 
-        def ls_pair(path: str, entries: int):
-            def gateway_call() -> bool:
-                r = session.get(f"{url}/ls", params={"targetPath": path}, headers=hdr, timeout=30)
-                return r.status_code == 200 and len(r.json()["output"]) == entries
+    def renew(self) -> dict[str, str]:  # a fresh token per phase: they live 5 minutes
+        self.hdr = {"Authorization": f"Bearer {token(USER)}", "X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
+        return self.hdr
 
-            def raw_call() -> bool:
-                status, out = raw.run(service_line(Ls(path), str(uuid.uuid4())))
-                return status == 0 and out.count(b"\n") == entries + 1  # the `total N` line, then one per entry
-            return gateway_call, raw_call
+    def ls(self, path: str, entries: int) -> tuple[Callable[[], bool], Callable[[], bool]]:
+        def gateway_call() -> bool:
+            r = self.session.get(f"{self.url}/ls", params={"targetPath": path}, headers=self.hdr, timeout=30)
+            return r.status_code == 200 and len(r.json()["output"]) == entries
 
-        def download_pair(path: str, data: bytes):
-            def gateway_call() -> bool:
-                r = session.get(f"{url}/download", params={"sourcePath": path}, headers=hdr, timeout=30)
-                return r.status_code == 200 and r.content == data
+        def raw_call() -> bool:
+            status, out = self.raw.run(service_line(Ls(path), str(uuid.uuid4())))
+            return status == 0 and out.count(b"\n") == entries + 1  # the `total N` line, then one per entry
+        return gateway_call, raw_call
 
-            def raw_call() -> bool:
-                line = service_line(ReadFile("download", path, limit, DOWNLOAD_FAILURE), str(uuid.uuid4()))
-                status, out = raw.run(line)
-                return status == 0 and out == data
-            return gateway_call, raw_call
+    def download(self, path: str, data: bytes) -> tuple[Callable[[], bool], Callable[[], bool]]:
+        def gateway_call() -> bool:
+            r = self.session.get(f"{self.url}/download", params={"sourcePath": path}, headers=self.hdr, timeout=30)
+            return r.status_code == 200 and r.content == data
 
-        cases = [
-            (f"ls, {len(SMALL)} entries", "GET /utilities/ls", ls_pair(fixture.small, len(SMALL))),
-            (f"ls, {BIG_ENTRIES:,} entries", "GET /utilities/ls", ls_pair(fixture.big, BIG_ENTRIES)),
-            (f"download, {DOWNLOAD_BYTES // 1024} KiB", "GET /utilities/download",
-             download_pair(fixture.blob, fixture.data)),
-        ]
-        sections: list[tuple[str, list[tuple[Figures, Figures | None]]]] = []
-        for label, route, (gateway_call, raw_call) in cases:
-            hdr = headers()
-            for _ in range(30):  # warm: the pool's connections, the token keys, the page cache
-                if not gateway_call() or not raw_call():
-                    raise SystemExit(f"{label}: the warm-up call failed")
-            floor = measure("floor: raw pooled SSH exec (sequential)", raw_call, args.n)
-            seq = measure(f"{route} (sequential)", gateway_call, args.n)
-            sections.append((label, [(floor, None), (seq, floor)]))
+        def raw_call() -> bool:
+            line = service_line(ReadFile("download", path, self.limit, DOWNLOAD_FAILURE), str(uuid.uuid4()))
+            status, out = self.raw.run(line)
+            return status == 0 and out == data
+        return gateway_call, raw_call
 
-        # (a) at 64 concurrent clients: the floor on 64 concurrent channels, the gateway with wrk.
-        hdr = headers()
-        floor_c = measure(f"floor: raw SSH exec, {CONCURRENT} concurrent channels", ls_pair(fixture.small,
-                          len(SMALL))[1], 50 * CONCURRENT, CONCURRENT)
-        ls_url = f"{url}/ls?targetPath={quote(fixture.small, safe='/')}"
-        conc = wrk(f"GET /utilities/ls, {CONCURRENT} clients (wrk)", ls_url, hdr, CONCURRENT, args.seconds)
-        sections[0][1].extend([(floor_c, None), (conc, floor_c)])
-    finally:
-        raw.close()
-        fixture.remove()
 
+Sections = list[tuple[str, list[tuple[Figures, Figures | None]]]]
+
+
+def run_cases(calls: Calls, fixture: Fixture, n: int, seconds: int) -> Sections:
+    """Each case sequentially against its floor, then (a) at CONCURRENT clients."""
+    cases = [
+        (f"ls, {len(SMALL)} entries", "GET /utilities/ls", calls.ls(fixture.small, len(SMALL))),
+        (f"ls, {BIG_ENTRIES:,} entries", "GET /utilities/ls", calls.ls(fixture.big, BIG_ENTRIES)),
+        (f"download, {DOWNLOAD_BYTES // 1024} KiB", "GET /utilities/download",
+         calls.download(fixture.blob, fixture.data)),
+    ]
+    sections: Sections = []
+    for label, route, (gateway_call, raw_call) in cases:
+        calls.renew()
+        for _ in range(30):  # warm: the pool's connections, the token keys, the page cache
+            if not gateway_call() or not raw_call():
+                raise SystemExit(f"{label}: the warm-up call failed")
+        floor = measure("floor: raw pooled SSH exec (sequential)", raw_call, n)
+        seq = measure(f"{route} (sequential)", gateway_call, n)
+        sections.append((label, [(floor, None), (seq, floor)]))
+
+    # (a) at 64 concurrent clients: the floor on 64 concurrent channels, the gateway with wrk.
+    hdr = calls.renew()
+    floor_c = measure(f"floor: raw SSH exec, {CONCURRENT} concurrent channels", calls.ls(fixture.small,
+                      len(SMALL))[1], 50 * CONCURRENT, CONCURRENT)
+    ls_url = f"{calls.url}/ls?targetPath={quote(fixture.small, safe='/')}"
+    conc = wrk(f"GET /utilities/ls, {CONCURRENT} clients (wrk)", ls_url, hdr, CONCURRENT, seconds)
+    sections[0][1].extend([(floor_c, None), (conc, floor_c)])
+    return sections
+
+
+def print_report(fixture: Fixture, limit: int, sections: Sections) -> None:
     print(f"test tree: {fixture.base} ({'made as root' if fixture.local else 'made through the API'}, removed); "
           f"floor lines as the service sends them (a fresh uuid per call), e.g.\n"
           f"  {service_line(Ls(fixture.small), str(uuid.uuid4()))}\n"
@@ -189,6 +190,27 @@ def main() -> None:
     dl = sections[2][1]
     print(f"\n  download throughput: floor {dl[0][0].rps * DOWNLOAD_BYTES / 1e6:.1f} MB/s, "
           f"gateway {dl[1][0].rps * DOWNLOAD_BYTES / 1e6:.1f} MB/s (sequential)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10, help="duration of the concurrent run")
+    parser.add_argument("--n", type=int, default=300, help="requests per sequential measurement")
+    parser.add_argument("--gateway", default=ENV.get("FIRECREST_URL", ""))
+    parser.add_argument("--via-api", action="store_true", help="make the test files through the API, not as root")
+    args = parser.parse_args()
+
+    limit = site().limits.max_file_size_mb * 1024 * 1024
+    fixture = Fixture(args.gateway, args.via_api)
+    fixture.create()
+    raw = RawSSH(USER)
+    calls = Calls(args.gateway, raw, limit)
+    try:
+        sections = run_cases(calls, fixture, args.n, args.seconds)
+    finally:
+        raw.close()
+        fixture.remove()
+    print_report(fixture, limit, sections)
 
 
 if __name__ == "__main__":
