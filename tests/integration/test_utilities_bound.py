@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
-import test_utilities
-from test_utilities import ALICE, Api, fifo_as, ok
+from test_utilities import ALICE, fifo_as, ok
+from test_utilities_bad_input import api, home
 
 UTILITIES_WORKERS = 2  # deploy/local/stack/components/services.py
 THREADS = 16  # gunicorn threads per utilities worker
 SYNC_PER_USER = 8  # deploy/local/site.yaml limits.sync_commands_per_user (per worker process)
 
-
-@pytest.fixture
-def api(site) -> Api:
-    return Api(site, "alice")
-
-
-@pytest.fixture
-def home(api) -> Iterator[str]:
-    yield from test_utilities.home.__wrapped__(api)
+__all__ = ["api", "home"]  # fixtures shared with the bad-input suite
 
 
 # --- a per-user bound on synchronous commands -----------------------------------------------------------------------
