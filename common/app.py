@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import re
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -105,7 +104,6 @@ def create_app(service: str, blueprints: Iterable[Blueprint], site: Site | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions.update({SITE: site, REMOTE: Remote(site), ON_SERVE: []})
     validator = TokenValidator(site.auth)
-    _configure_logging()
 
     @app.before_request
     def _begin() -> None:
@@ -167,12 +165,3 @@ def _error_handlers(app: Flask) -> None:
         app.logger.exception("request %s failed", request_id())
         return jsonify({"description": "Internal error", "request_id": request_id()}), 500
 
-
-def _configure_logging() -> None:
-    root = logging.getLogger("firecrest")  # the access log and every service's own logger
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        root.propagate = False

@@ -5,10 +5,24 @@ recovery, lease renewal, transfer watching) starts here, once the worker has the
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from common.app import start_background
 
 
 def post_worker_init(worker: Any) -> None:
+    configure_logging()
     start_background(worker.wsgi)
+
+
+def configure_logging() -> None:
+    """The access log and every service's own logger, one JSON or text line each, to gunicorn's stderr."""
+    root = logging.getLogger("firecrest")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
