@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar
 
 from .auth import Identity
@@ -36,6 +37,14 @@ CLAIM_LIMIT = 20
 # A step that changes the cluster (sbatch) starts only with this much lease left: it is bounded by the remote
 # timeout of a few seconds, so it never overlaps with a recovery of the same task.
 SAFE_MARGIN_S = 10.0
+
+
+class Outcome(Enum):
+    """What became of a task's outcome (`Engine.finish`)."""
+
+    RECORDED = "recorded"
+    GONE = "gone"  # the task was deleted (invalidated) or expired: nothing of it should remain
+    LEFT = "left"  # another process holds it, or the store stayed down: leave it, and what it staged, alone
 
 
 class LeaseEnding(Exception):
@@ -183,12 +192,11 @@ class Engine(Generic[R]):
     def progress(self, run: R, status: Status, data: Any) -> None:
         """Record a step (and renew the lease); raises LeaseLost or TaskGone when the task is not ours to go on."""
         self.tasks.update(run.work.token, run.task_id, status, data, lease_s=self.lease_s, holder=run.holder)
-        run.status = status
+        run.status, run.deadline = status, time.monotonic() + self.lease_s
 
-    def finish(self, run: R, status: Status, data: Any) -> bool:
-        """Record the outcome and let the task go; False when the task is gone (invalidated, expired) or another
-        process holds it now. If the task store stays down the outcome is left unrecorded: the lease runs out
-        and recovery runs the work again."""
+    def finish(self, run: R, status: Status, data: Any) -> Outcome:
+        """Record the outcome and let the task go. If the task store stays down the outcome is left unrecorded:
+        the lease runs out and recovery runs the work again."""
         self.drop(run)
         try:
             try:
@@ -198,15 +206,15 @@ class Engine(Generic[R]):
                                   holder=run.holder)
         except LeaseLost as e:
             log.warning("%s; outcome dropped", e)
-            return False
+            return Outcome.LEFT
         except TaskGone as e:
             log.info("%s; outcome dropped", e)
-            return False
+            return Outcome.GONE
         except FirecrestError as e:
             log.error("task %s: outcome not recorded (%s); left to recovery", run.task_id, e.error)
-            return False
+            return Outcome.LEFT
         run.status = status
-        return True
+        return Outcome.RECORDED
 
     def drop(self, run: R) -> None:
         with self._lock:

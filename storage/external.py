@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.config import Site
-from common.engine import Engine, TaskRun
+from common.engine import Engine, Outcome, TaskRun
 from common.errors import FirecrestError
 from common.remote import Remote
 from common.slurm.jobs import CancelJobs, FindJob
@@ -122,24 +122,14 @@ class ExternalTransfers:
         transfer's leftovers): once a client sees the outcome, its URLs take nothing more; a process killed
         before the area is removed leaves it to the sweep, never a task that is resumed without its object (a
         resumed pull reads with the job's URLs, which live on until then)."""
-        self.engine.drop(t)
         if t.upload:
             try:
                 self.staging.end_urls(t.task_id, job=False)
             except FirecrestError as e:
                 log.warning("task %s: upload URLs not ended: %s", t.task_id, e.error)
-        try:
-            self.engine.tasks.update(t.work.token, t.task_id, status, data, holder=t.holder)
-        except LeaseLost as e:
-            log.warning("%s; outcome dropped", e)
-            return
-        except TaskGone as e:  # invalidated meanwhile: a pushed object must not outlive it either
-            log.info("%s; outcome dropped", e)
-            status = Status.FAILED
-        except FirecrestError as e:  # the task store stayed down: recovery will run the step again
-            log.error("task %s: outcome not recorded (%s)", t.task_id, e.error)
-            return
-        if status != Status.DOWNLOAD_READY:
+        outcome = self.engine.finish(t, status, data)
+        # A pushed object lives on for its GET URL, unless the task was invalidated meanwhile.
+        if outcome is Outcome.GONE or (outcome is Outcome.RECORDED and status != Status.DOWNLOAD_READY):
             self.unstage(t)
 
     def unstage(self, t: Transfer) -> None:

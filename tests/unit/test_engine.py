@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from common.auth import Identity
-from common.engine import Engine, LeaseEnding, TaskRun, Work
+from common.engine import Engine, LeaseEnding, Outcome, TaskRun, Work
 from common.errors import Unavailable
 from common.task_status import Status
 from common.tasks_client import LeaseLost, OutcomeTooLarge, TaskGone
@@ -78,24 +78,25 @@ def test_start_creates_a_held_task_with_the_sealed_work_and_dispatches_it(engine
 def test_finish_records_the_outcome_under_the_holder_and_lets_the_task_go(engine):
     task_id = engine.start(ALICE, "cluster", "jobs", {}, "rid")
     run = engine.held[task_id]
-    assert engine.finish(run, Status.SUCCEEDED, {"0": {}}) is True
+    assert engine.finish(run, Status.SUCCEEDED, {"0": {}}) is Outcome.RECORDED
     assert engine.tasks.updates == [(task_id, Status.SUCCEEDED, {"0": {}}, "holder-a")]
     assert engine.held == {}
 
 
-@pytest.mark.parametrize("error", [LeaseLost("t1: held by another"), TaskGone("t1: gone"),
-                                   Unavailable("down", "Task store unavailable")])
-def test_an_outcome_that_cannot_be_recorded_is_dropped_not_raised(engine, error):
+@pytest.mark.parametrize(("error", "outcome"), [(LeaseLost("t1: held by another"), Outcome.LEFT),
+                                              (TaskGone("t1: gone"), Outcome.GONE),
+                                              (Unavailable("down", "Task store unavailable"), Outcome.LEFT)])
+def test_an_outcome_that_cannot_be_recorded_is_dropped_not_raised(engine, error, outcome):
     run = engine.held[engine.start(ALICE, "cluster", "jobs", {}, "rid")]
     engine.tasks.fail_update = error
-    assert engine.finish(run, Status.SUCCEEDED, "x") is False
+    assert engine.finish(run, Status.SUCCEEDED, "x") is outcome
     assert engine.held == {}
 
 
 def test_an_outcome_too_large_ends_the_task_saying_so(engine):
     run = engine.held[engine.start(ALICE, "cluster", "jobs", {}, "rid")]
     engine.tasks.fail_update = OutcomeTooLarge("The result is too large to keep in a task (9 bytes)")
-    assert engine.finish(run, Status.SUCCEEDED, "x") is True
+    assert engine.finish(run, Status.SUCCEEDED, "x") is Outcome.RECORDED
     assert engine.tasks.updates[-1][1:3] == (Status.FAILED, "The result is too large to keep in a task (9 bytes): "
                                                             "narrow the request")
 
