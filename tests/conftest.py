@@ -18,6 +18,7 @@ from pathlib import Path
 import paramiko
 import pytest
 import requests
+from gateway_client import Api
 
 from common.stack_env import REPO, load_env, stack_dir
 
@@ -169,3 +170,15 @@ def bob_dir() -> Iterator[Path]:
 def workdir(tmp_path: Path) -> Path:
     """The client machine's side of a transfer."""
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def api(site: Site, request: pytest.FixtureRequest) -> Api:
+    """alice's client of the gateway for the module's service (its SERVICE); a module may define its own."""
+    return Api(site, "alice", request.module.SERVICE)
+
+
+@pytest.fixture(scope="module")
+def bob_api(site: Site, request: pytest.FixtureRequest) -> Api:
+    """bob's client of the gateway for the module's service (its SERVICE)."""
+    return Api(site, "bob", request.module.SERVICE)

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from gateway_client import MACHINE, Api
 
+SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
+
 SUBMIT_KEYS = {"result", "jobid", "job_file", "job_file_out", "job_file_err", "job_data_out", "job_data_err",
                "job_info_extra"}
 JOB_KEYS = {"jobid", "partition", "name", "user", "state", "start_time", "time", "time_left", "nodes", "nodelist",
@@ -21,16 +23,6 @@ JOB_KEYS = {"jobid", "partition", "name", "user", "state", "start_time", "time",
 ACCT_KEYS = {"jobid", "partition", "name", "user", "state", "start_time", "time", "cpu_time", "elapsed_time",
              "termination_time", "time_left", "nodes", "nodelist", "exit_code"}
 ALICE = pwd.getpwnam("alice")
-
-
-@pytest.fixture(scope="module")
-def api(site) -> Api:
-    return Api(site, "alice", "compute")
-
-
-@pytest.fixture(scope="module")
-def bob_api(site) -> Api:
-    return Api(site, "bob", "compute")
 
 
 def script(body: str, name: str | None = None) -> bytes:

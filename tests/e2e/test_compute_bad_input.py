@@ -19,14 +19,11 @@ import requests
 from gateway_client import Api
 from test_compute import ALICE, finished
 
+SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
+
 BOB = pwd.getpwnam("bob")
 HOSTILE_INTEGERS = ["²", "٣", "١٢", "-1", "+1", " 1", "1e3", "0x10", "$(id)", "'1'", "--x", "1" * 19, "9" * 4000]
 REMOTE_HEADERS = {"X-Invalid-Path", "X-Permission-Denied", "X-Error", "X-Timeout", "X-A-Directory", "X-Not-Found"}
-
-
-@pytest.fixture(scope="module")
-def api(site) -> Api:
-    return Api(site, "alice", "compute")
 
 
 def sbatch_as(site, user: str, *args: str) -> str:

@@ -14,18 +14,10 @@ import requests
 from gateway_client import Api
 from test_compute import finished, script, submit
 
+SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
+
 HOSTILE = ["$(touch {c})", "`touch {c}`", "'; touch {c}; '", '"; touch {c}; "', "a\\$b", "-x --export=NONE",
            "=leading", "x y z", "ü ∂ 漢", "{c} && id"]
-
-
-@pytest.fixture(scope="module")
-def api(site) -> Api:
-    return Api(site, "alice", "compute")
-
-
-@pytest.fixture(scope="module")
-def bob_api(site) -> Api:
-    return Api(site, "bob", "compute")
 
 
 @pytest.fixture

@@ -20,17 +20,9 @@ from swiftclient.utils import generate_temp_url
 from common.config import parse
 from storage.swift import Staging
 
+SERVICE = "storage"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
+
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def api(site) -> Api:
-    return Api(site, "alice", "storage")
-
-
-@pytest.fixture(scope="module")
-def bob_api(site) -> Api:
-    return Api(site, "bob", "storage")
 
 
 def service_staging(site) -> Staging:

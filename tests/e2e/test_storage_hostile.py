@@ -19,17 +19,9 @@ from test_storage import download, service_staging, start_upload, unstaged, uplo
 
 from storage.swift import Staging
 
+SERVICE = "storage"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
+
 REFUSED = (401, 403, 404)
-
-
-@pytest.fixture(scope="module")
-def api(site) -> Api:
-    return Api(site, "alice", "storage")
-
-
-@pytest.fixture(scope="module")
-def bob_api(site) -> Api:
-    return Api(site, "bob", "storage")
 
 
 @pytest.fixture(scope="module")

@@ -23,19 +23,11 @@ import requests
 from gateway_client import Api
 from test_compute import submit
 
+SERVICE = "storage"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
+
 ALICE = pwd.getpwnam("alice")
 BOB = pwd.getpwnam("bob")
 DONE = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
-
-
-@pytest.fixture(scope="module")
-def api(site) -> Api:
-    return Api(site, "alice", "storage")
-
-
-@pytest.fixture(scope="module")
-def bob_api(site) -> Api:
-    return Api(site, "bob", "storage")
 
 
 @pytest.fixture(scope="module")
