@@ -1,5 +1,5 @@
 # The embedded site and the tests. Everything runs as root on this machine (see README).
-.PHONY: up down purge status test lint install compose-build
+.PHONY: up down purge status test lint install compose-build compose-up compose-down compose-purge
 
 up:
 	deploy/local/up
@@ -28,3 +28,14 @@ test: lint
 compose-build:
 	deploy/docker/setup
 	deploy/docker/build
+
+# The compose site (docker-compose.yml; podman-compose here): setup, build, secrets, up, healthy; .compose/env.
+compose-up:
+	deploy/docker/compose/up
+
+# Containers and networks only; compose-purge also removes the volumes and .compose/secrets.
+compose-down:
+	deploy/docker/compose/down
+
+compose-purge:
+	deploy/docker/compose/down --purge
