@@ -7,7 +7,7 @@ from pathlib import Path
 from kong.errors import RenderError
 from kong.haproxy_auth import jwt_rules
 from kong.haproxy_limits import per_user_limits, source_limit_and_path_rules
-from kong.haproxy_routes import cors_rules, forwarding, routing_rules, termination_rules
+from kong.haproxy_routes import RESOLVERS, cors_rules, forwarding, routing_rules, termination_rules
 from kong.kong_yml import Gateway
 
 ERRORS = {400: "Bad request", 408: "Request timeout", 502: "Bad gateway", 503: "Service unavailable",
@@ -16,8 +16,11 @@ DEFAULT_TIMEOUTS = {"connect": "5s", "client": "120s", "server": "120s", "http-r
                     "http-keep-alive": "10s", "queue": "30s"}
 
 
-def render(gw: Gateway, bind: str, port: int, upstreams: dict[str, str], keys: list[Path]) -> str:
-    """The whole HAProxy configuration; the frontend's rules run in the order they are listed here."""
+def render(gw: Gateway, bind: str, port: int, upstreams: dict[str, str], keys: list[Path], replicas: int = 0) -> str:
+    """The whole HAProxy configuration; the frontend's rules run in the order they are listed here.
+
+    replicas > 0: upstreams given by name are `server-template`s of that many slots, kept filled from DNS.
+    """
     if not keys:
         raise RenderError("no RS256 signing key: every token would be rejected")
     rate_rules, rate_tables = per_user_limits(gw)
@@ -34,8 +37,22 @@ def render(gw: Gateway, bind: str, port: int, upstreams: dict[str, str], keys: l
         "    http-request set-header X-Auth-Client %[var(txn.azp)]",
         *rate_rules,
     ]
-    forward, backends = forwarding(gw, upstreams)
-    return "\n".join([*preamble(gw, bind, port), *frontend, *forward, *backends, *rate_tables]) + "\n"
+    forward, backends = forwarding(gw, upstreams, replicas)
+    resolvers = resolvers_section() if any(f"resolvers {RESOLVERS} " in line for line in backends) else []
+    return "\n".join([*preamble(gw, bind, port), *frontend, *forward, *backends, *rate_tables, *resolvers]) + "\n"
+
+
+def resolvers_section() -> list[str]:
+    """The container's own resolver (/etc/resolv.conf: aardvark-dns under podman, 127.0.0.11 under Docker), asked
+    again every few seconds, so the replica slots follow `--scale`."""
+    return [
+        "",
+        f"resolvers {RESOLVERS}",
+        "    parse-resolv-conf",
+        "    accepted_payload_size 8192",  # room for many replicas' A records in one UDP answer
+        "    timeout resolve 2s",
+        "    hold valid 10s",
+    ]
 
 
 def preamble(gw: Gateway, bind: str, port: int) -> list[str]:

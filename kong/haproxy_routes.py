@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from urllib.parse import urlsplit
 
@@ -20,11 +21,29 @@ def strip_expr(path: str) -> str:
     return f"path,regsub(^{path.lstrip('~')},/),regsub(^//,/)"
 
 
-def upstream_server(name: str, url: str) -> str:
+RESOLVERS = "dns"  # the `resolvers` section the replica servers use (haproxy.resolvers_section)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def upstream_server(name: str, url: str, replicas: int = 0) -> str:
+    """One `server` line, resolved once at start; with replicas, a `server-template` of that many slots that the
+    resolvers keep filled with every address the name has (Compose DNS answers a scaled service's name with all
+    its replicas), so requests are spread across them and a replica added or removed is picked up at run time."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
         raise RenderError(f"upstream {name}: {url!r} is not http://host:port")
-    return f"server {name} {parts.hostname}:{parts.port or 80}"
+    address = f"{parts.hostname}:{parts.port or 80}"
+    if replicas <= 0 or _is_ip(parts.hostname):  # an address has nothing to resolve
+        return f"server {name} {address}"
+    # init-addr none: HAProxy starts (its slots in maintenance) even before the service's name resolves.
+    return f"server-template {name} {replicas} {address} resolvers {RESOLVERS} resolve-prefer ipv4 init-addr none"
 
 
 def routing_rules(gw: Gateway) -> list[str]:
@@ -83,7 +102,7 @@ def termination_rules(gw: Gateway) -> list[str]:
             *(f"    {termination(gw, r)} if {{ var(txn.route) -m str {r.name} }}" for r in gw.routes if r.termination)]
 
 
-def forwarding(gw: Gateway, upstreams: dict[str, str]) -> tuple[list[str], list[str]]:
+def forwarding(gw: Gateway, upstreams: dict[str, str], replicas: int = 0) -> tuple[list[str], list[str]]:
     """The frontend's last rules (strip, pick the backend) and one backend per service (503 if not deployed)."""
     services = sorted({r.service for r in gw.routes if r.service and not r.termination})
     rules = ["", "    # Forward: strip the route's prefix, pick the service.",
@@ -94,9 +113,12 @@ def forwarding(gw: Gateway, upstreams: dict[str, str]) -> tuple[list[str], list[
         rules.append(f"    use_backend svc_{name} if {{ var(txn.route) -m str {routes} }}")
         backends += ["", f"backend svc_{name}"]
         if upstreams.get(name):
+            server = upstream_server(name, upstreams[name], replicas)
             backends += ["    retry-on conn-failure empty-response",
                          "    http-request disable-l7-retry unless METH_GET",
-                         f"    {upstream_server(name, upstreams[name])}"]
+                         # A retry goes to another replica (a replica just stopped may still be in DNS).
+                         *(["    option redispatch"] if server.startswith("server-template") else []),
+                         f"    {server}"]
         else:
             backends.append(f"    {json_return(503, NOT_DEPLOYED)}")
     return rules, backends

@@ -2,12 +2,15 @@
 """Render kong/kong.yml into the HAProxy 2.6 configuration of the embedded site.
 
     render.py --out haproxy.cfg --issuer URL --audience AUD --jwks FILE|URL --key-dir DIR \
-              [--config kong/kong.yml] [--bind 127.0.0.1] [--port 8000] [--upstream NAME=URL ...] [--kong-out FILE]
+              [--config kong/kong.yml] [--bind 127.0.0.1] [--port 8000] [--upstream NAME=URL ...] [--kong-out FILE] \
+              [--upstream-replicas N]
 
 Upstreams come from `--upstream status=http://127.0.0.1:5101` or the environment (`FIRECREST_INTERNAL_STATUS_URL`);
 a service without one is rendered as a backend answering 503 {"description":"Service not deployed"}. The realm's
 RS256 signing keys (`use: sig` RSA keys of the JWKS) are written to `--key-dir` as PEM files that HAProxy loads at
-start-up. `--kong-out` writes kong.yml with its placeholders filled, for a real Kong.
+start-up. `--kong-out` writes kong.yml for a real Kong (kong/kong_out.py): placeholders filled, the same upstreams;
+`--out` may then be left out. `--upstream-replicas N` renders each upstream given by name as N server slots that
+HAProxy keeps filled from DNS, so the replicas of a scaled Compose service all get requests.
 
 What is rendered, in request order: client-sent X-Auth-* headers dropped; X-Request-ID kept if well-formed, else a
 uuid; a per-source rate limit (before any RSA work); non-canonical paths refused (400); Kong's route selection;
@@ -29,8 +32,9 @@ if not __package__:  # run as `python kong/render.py` (deploy/local does): impor
 import yaml
 
 from kong.errors import RenderError
-from kong.haproxy import render
+from kong.haproxy import DEFAULT_TIMEOUTS, render
 from kong.jwks import jwks_to_pems, read_jwks, write_keys
+from kong.kong_out import for_kong
 from kong.kong_yml import load
 from kong.placeholders import fill
 
@@ -49,40 +53,52 @@ def upstreams_from(args: list[str], services: dict[str, str], environ: dict[str,
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", type=Path, default=HERE / "kong.yml")
-    p.add_argument("--out", type=Path, required=True, help="the HAProxy configuration to write")
+    p.add_argument("--out", type=Path, help="the HAProxy configuration to write")
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--issuer", default=os.environ.get("FIRECREST_ISSUER"))
     p.add_argument("--audience", default=os.environ.get("FIRECREST_AUDIENCE"))
     p.add_argument("--jwks", required=True, help="the realm's JWKS: a file or an http(s) URL")
-    p.add_argument("--key-dir", type=Path, required=True, help="where the realm's signing keys go as PEM files")
+    p.add_argument("--key-dir", type=Path, help="where the realm's signing keys go as PEM files (with --out)")
     p.add_argument("--upstream", action="append", default=[], metavar="NAME=URL")
-    p.add_argument("--kong-out", type=Path, help="also write kong.yml with its placeholders filled")
-    args = p.parse_args(argv)
+    p.add_argument("--upstream-replicas", type=int, default=0, metavar="N",
+                   help="upstreams given by name become N server slots filled from DNS (scaled Compose services)")
+    p.add_argument("--kong-out", type=Path, help="write kong.yml for a real Kong: placeholders filled, upstreams set")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     try:
         if not args.issuer or not args.audience:
             raise RenderError("--issuer and --audience (or FIRECREST_ISSUER, FIRECREST_AUDIENCE) are required")
+        if not args.out and not args.kong_out:
+            raise RenderError("nothing to write: --out, --kong-out or both")
+        if args.out and not args.key_dir:
+            raise RenderError("--out needs --key-dir")
         pems = jwks_to_pems(read_jwks(args.jwks))
         if not pems:
             raise RenderError(f"{args.jwks}: no RSA signing key for RS256")
         values = {"FIRECREST_ISSUER": args.issuer, "FIRECREST_AUDIENCE": args.audience,
                   "FIRECREST_REALM_PUBLIC_KEY": next(iter(pems.values()))}
         config = fill(yaml.safe_load(args.config.read_text()), values)
-        gw = load(config)
+        gw = load(config)  # also for --kong-out alone: Kong gets nothing the HAProxy rendering would refuse
         upstreams = upstreams_from(args.upstream, gw.services, dict(os.environ))
-        text = render(gw, args.bind, args.port, upstreams, write_keys(pems, args.key_dir))
+        text = (render(gw, args.bind, args.port, upstreams, write_keys(pems, args.key_dir), args.upstream_replicas)
+                if args.out else "")
+        kong_config = for_kong(config, upstreams, {**DEFAULT_TIMEOUTS, **gw.timeouts})
+        kong = yaml.safe_dump(kong_config, sort_keys=False) if args.kong_out else ""
     except (RenderError, OSError, KeyError, ValueError, yaml.YAMLError) as e:
         print(f"render.py: {e}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    if args.kong_out:
-        args.kong_out.write_text(yaml.safe_dump(config, sort_keys=False))
+    for path, content in ((args.out, text), (args.kong_out, kong)):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

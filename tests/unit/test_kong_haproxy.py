@@ -149,3 +149,21 @@ def test_refuses_a_non_http_upstream_and_no_keys():
         render(gateway(), "127.0.0.1", 8000, {"status": "https://x:1"}, KEYS)
     with pytest.raises(RenderError, match="signing key"):
         render(gateway(), "127.0.0.1", 8000, {}, [])
+
+
+def test_replicas_are_server_templates_filled_from_dns():
+    upstreams = {"utilities": "http://utilities:8000", "status": "http://10.0.0.5:8000"}
+    text = render(gateway(), "127.0.0.1", 8000, upstreams, KEYS, replicas=4)
+    out = [line.strip() for line in text.splitlines()]
+    utilities = out.index("backend svc_utilities")
+    assert "option redispatch" in out[utilities:utilities + 6]
+    assert ("server-template utilities 4 utilities:8000 resolvers dns resolve-prefer ipv4 init-addr none"
+            in out[utilities:utilities + 6])
+    assert "server status 10.0.0.5:8000" in out  # an address has nothing to resolve
+    assert out[out.index("resolvers dns") + 1] == "parse-resolv-conf"
+
+
+def test_without_replicas_nothing_is_resolved_at_run_time():
+    text = render(gateway(), "127.0.0.1", 8000, {"utilities": "http://utilities:8000"}, KEYS)
+    assert "server utilities utilities:8000" in text
+    assert "resolvers" not in text and "redispatch" not in text

@@ -13,6 +13,7 @@ from test_kong_jwks import jwk_of
 from test_kong_yml import ISSUER, gateway
 
 from kong import render
+from kong.kong_out import milliseconds
 
 
 def test_upstreams_from_arguments_win_over_environment():
@@ -50,3 +51,23 @@ def test_command_line_fails_clearly_without_issuer(tmp_path, capsys, monkeypatch
     assert render.main(["--out", str(tmp_path / "x.cfg"), "--audience", "firecrest",
                         "--jwks", str(tmp_path / "jwks.json"), "--key-dir", str(tmp_path)]) == 1
     assert "--issuer" in capsys.readouterr().err
+
+
+def test_kong_out_alone_needs_no_haproxy_paths(tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk_of(key, kid="k", use="sig", alg="RS256")]}))
+    common = ["--issuer", ISSUER, "--audience", "firecrest", "--jwks", str(tmp_path / "jwks.json")]
+    out = ["--kong-out", str(tmp_path / "kong.yml"), "--upstream", "status=http://status:8000"]
+    assert render.main([*common, *out]) == 0
+    services = {s["name"]: s for s in yaml.safe_load((tmp_path / "kong.yml").read_text())["services"]}
+    assert services["status"]["url"] == "http://status:8000"
+    assert services["tasks"]["plugins"][-1]["config"]["status_code"] == 503  # not deployed, as in HAProxy
+    assert (services["status"]["connect_timeout"], services["status"]["read_timeout"]) == (5000, 120000)
+    assert render.main([*common, "--out", str(tmp_path / "h.cfg")]) == 1  # HAProxy's keys need a directory
+    assert render.main(common) == 1
+
+
+def test_haproxy_times_in_milliseconds():
+    assert [milliseconds(v) for v in ("5s", "120s", "500", "2m", "250ms")] == [5000, 120000, 500, 120000, 250]
+    with pytest.raises(render.RenderError, match="HAProxy time"):
+        milliseconds("5 s")
