@@ -18,11 +18,14 @@ from pathlib import Path
 import paramiko
 import pytest
 import requests
+from cluster_paths import MountedPath, cluster_path
 from gateway_client import Api
 
 from common.stack_env import REPO, load_env, stack_dir
 
 LOCAL = REPO / "deploy" / "local"
+COMPOSE = REPO / "deploy" / "docker" / "compose"
+PODMAN = REPO / "deploy" / "docker" / "podman"
 _tokens: dict[str, tuple[str, float]] = {}
 
 
@@ -40,8 +43,28 @@ class Site:
     workdir: Path
 
     @property
+    def compose(self) -> bool:
+        """The compose site (docker-compose.yml), not the native one."""
+        return "FIRECREST_COMPOSE_PROJECT" in self.env
+
+    @property
     def slurm_env(self) -> dict[str, str]:
         return {"SLURM_CONF": self.env["SLURM_CONF"]}
+
+    @staticmethod
+    def path(path: str | Path) -> Path:
+        """A path on the cluster's filesystems, for the tests' own file operations (tests/cluster_paths.py)."""
+        return cluster_path(path)
+
+    def shell(self, user: str | None, command: str, check: bool = False) -> subprocess.CompletedProcess:
+        """`sh -c command` on the cluster's login node, as `user` (root if None): Slurm's clients as a user of the
+        cluster would run them, beside the gateway."""
+        if self.compose:
+            argv = [str(PODMAN), "exec", *(["--user", user] if user else []), self.env["FIRECREST_LOGIN_CONTAINER"],
+                    "sh", "-c", command]
+            return subprocess.run(argv, capture_output=True, text=True, check=check)
+        argv = ["su", user, "-s", "/bin/sh", "-c", command] if user else ["sh", "-c", command]
+        return subprocess.run(argv, env={**os.environ, **self.slurm_env}, capture_output=True, text=True, check=check)
 
     def certificate(self, principal: str, key_id: str, validity: str = "-1m:+5m") -> paramiko.Ed25519Key:
         """A fresh ed25519 key with a certificate from the site's user CA."""
@@ -113,19 +136,39 @@ class Site:
         return path.read_text().splitlines() if path.exists() else []
 
 
+def compose_wanted() -> bool:
+    """FIRECREST_STACK_DIR names the compose site's directory (.compose), not the native one's (.stack)."""
+    return stack_dir().resolve().name == ".compose"
+
+
 def site_is_up() -> bool:
     env_file = stack_dir() / "env"
-    return env_file.exists() and subprocess.run([LOCAL / "status"], capture_output=True).returncode == 0
+    if not env_file.exists():
+        return False
+    if compose_wanted():
+        try:  # the gateway answers (401 without a token) once compose-up has seen every container healthy
+            return requests.get(f"{load_env()['FIRECREST_URL']}/status", timeout=5).status_code == 401
+        except requests.RequestException:
+            return False
+    return subprocess.run([LOCAL / "status"], capture_output=True).returncode == 0
+
+
+# tests/compose checks what only the compose site has (its networks, nodes, published ports).
+collect_ignore = [] if compose_wanted() else ["compose"]
 
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Site:
     if not site_is_up():
+        up = COMPOSE / "up" if compose_wanted() else LOCAL / "up"
         # Let `up` report progress and what runs where straight to the terminal (CI logs show it).
         with pytestconfig.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
-            print("\nthe site is not up: running deploy/local/up", flush=True)
-            subprocess.run([LOCAL / "up"], check=True)
-    return Site(env=load_env(), dir=stack_dir(), workdir=tmp_path_factory.mktemp("site"))
+            print(f"\nthe site is not up: running {up.relative_to(REPO)}", flush=True)
+            subprocess.run([up], check=True)
+    env = load_env()
+    if "FIRECREST_MOUNT_HOME" in env:
+        MountedPath.mounts = {"/home": env["FIRECREST_MOUNT_HOME"], "/scratch": env["FIRECREST_MOUNT_SCRATCH"]}
+    return Site(env=env, dir=stack_dir(), workdir=tmp_path_factory.mktemp("site"))
 
 
 @pytest.fixture
@@ -148,21 +191,21 @@ def user_ids(user: str) -> tuple[int, int]:
 
 
 def fresh_dir(user: str) -> Iterator[Path]:
-    """A fresh directory of the user's on the cluster (the tests run as root, on the cluster's own filesystem)."""
-    path = Path("/home") / user / f"t-{uuid.uuid4().hex[:10]}"
+    """A fresh directory of the user's on the cluster (the tests run as root, where the cluster's /home is)."""
+    path = cluster_path(f"/home/{user}/t-{uuid.uuid4().hex[:10]}")
     path.mkdir()
     os.chown(path, *user_ids(user))
     yield path
-    subprocess.run(["rm", "-rf", "--", str(path)], check=False)
+    subprocess.run(["rm", "-rf", "--", os.fspath(path)], check=False)
 
 
 @pytest.fixture
-def home_dir() -> Iterator[Path]:
+def home_dir(site: Site) -> Iterator[Path]:
     yield from fresh_dir("alice")
 
 
 @pytest.fixture
-def bob_dir() -> Iterator[Path]:
+def bob_dir(site: Site) -> Iterator[Path]:
     yield from fresh_dir("bob")
 
 

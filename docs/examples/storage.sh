@@ -4,7 +4,7 @@
 # task hands out Swift temp URLs, and a job on the cluster's xfer partition moves the data to or from Swift.
 # Run from the repository root after `make up`:  bash docs/examples/storage.sh
 set -euo pipefail
-set -a; . .stack/env; set +a
+set -a; . "${FIRECREST_STACK_DIR:-.stack}/env"; set +a   # the compose site: FIRECREST_STACK_DIR=.compose
 
 TOKEN=$(curl -s -u "$FIRECREST_CLIENT_ID_ALICE:$FIRECREST_CLIENT_SECRET_ALICE" \
              -d grant_type=client_credentials "$FIRECREST_TOKEN_URL" | jq -r .access_token)

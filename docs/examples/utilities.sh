@@ -3,7 +3,7 @@
 # Run from the repository root after `make up`:  bash docs/examples/utilities.sh
 # It works in a new directory of alice's and removes it (and its local temp files) at the end, even on failure.
 set -euo pipefail
-set -a; . .stack/env; set +a
+set -a; . "${FIRECREST_STACK_DIR:-.stack}/env"; set +a   # the compose site: FIRECREST_STACK_DIR=.compose
 
 # An access token for alice's client (client credentials grant).
 TOKEN=$(curl -s -u "$FIRECREST_CLIENT_ID_ALICE:$FIRECREST_CLIENT_SECRET_ALICE" \

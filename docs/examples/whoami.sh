@@ -2,7 +2,7 @@
 # Who am I on the cluster? A token from Keycloak, then two calls through the gateway.
 # Run from the repository root after `make up`:  bash docs/examples/whoami.sh
 set -euo pipefail
-set -a; . .stack/env; set +a
+set -a; . "${FIRECREST_STACK_DIR:-.stack}/env"; set +a   # the compose site: FIRECREST_STACK_DIR=.compose
 
 # 1. An access token for alice's client (client credentials grant).
 TOKEN=$(curl -s -u "$FIRECREST_CLIENT_ID_ALICE:$FIRECREST_CLIENT_SECRET_ALICE" \

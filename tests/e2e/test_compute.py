@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import subprocess
 import time
 from pathlib import Path
 
@@ -36,9 +35,7 @@ def submit(api: Api, body: str = "true", name: str | None = None, **form: object
 
 
 def squeue(site, user: str, jobid: str) -> str:
-    out = subprocess.run(["su", user, "-s", "/bin/sh", "-c", f"squeue --states=all -h -j {jobid} -o %T"],
-                         env={**os.environ, **site.slurm_env}, capture_output=True, text=True)
-    return out.stdout.strip()
+    return site.shell(user, f"squeue --states=all -h -j {jobid} -o %T").stdout.strip()
 
 
 def finished(site, jobid: str, timeout: float = 60) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -27,19 +26,17 @@ REMOTE_HEADERS = {"X-Invalid-Path", "X-Permission-Denied", "X-Error", "X-Timeout
 
 
 def sbatch_as(site, user: str, *args: str) -> str:
-    out = subprocess.run(["su", user, "-s", "/bin/sh", "-c", " ".join(["sbatch", "--parsable", *args])],
-                         env={**os.environ, **site.slurm_env}, capture_output=True, text=True, check=True)
+    out = site.shell(user, " ".join(["sbatch", "--parsable", *args]), check=True)
     return out.stdout.strip().split(";")[0]
 
 
 def scontrol_field(site, jobid: str, field: str) -> str:
-    out = subprocess.run(["scontrol", "-o", "show", "job", jobid], env={**os.environ, **site.slurm_env},
-                         capture_output=True, text=True, check=True).stdout
+    out = site.shell(None, f"scontrol -o show job {jobid}", check=True).stdout
     return next(w.split("=", 1)[1] for w in out.split() if w.startswith(f"{field}="))
 
 
 def scancel(site, *jobids: str) -> None:
-    subprocess.run(["scancel", *jobids], env={**os.environ, **site.slurm_env}, capture_output=True)
+    site.shell(None, " ".join(["scancel", *jobids]))
 
 
 def refused(response: requests.Response, words: str, description: str | None = None) -> dict:

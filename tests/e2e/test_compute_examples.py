@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from test_utilities_examples import run_example
 
@@ -20,4 +19,4 @@ def test_compute_example_runs(site):
     assert said["acct"] == f"{jobid} COMPLETED exit 0:0"
     assert re.fullmatch(r"200 \(job \d+\)", said["cancel"])
     assert said["bad account"].startswith("400 sbatch: error: ")
-    assert Path(output).read_text() == "hello from the compute example\n"
+    assert site.path(output).read_text() == "hello from the compute example\n"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -58,9 +57,7 @@ def test_job_names_are_listed_as_slurm_has_them(site, api, canary, value):
 
 
 def slurm_name(site, jobid: str) -> str:
-    out = subprocess.run(["su", "alice", "-s", "/bin/sh", "-c", f"squeue -h -j {jobid} -o %j"],
-                         env={**os.environ, **site.slurm_env}, capture_output=True, text=True, check=True)
-    return out.stdout.rstrip("\n")
+    return site.shell("alice", f"squeue -h -j {jobid} -o %j", check=True).stdout.rstrip("\n")
 
 
 @pytest.mark.parametrize("name", ["../../../tmp/x.sh", "-rf", "$(id).sh", "a b.sh", ".."])

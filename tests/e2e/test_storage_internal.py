@@ -10,7 +10,6 @@ import io
 import os
 import pwd
 import shutil
-import subprocess
 import tarfile
 import time
 import uuid
@@ -99,9 +98,7 @@ def finished(site, user: str, jobid: str, timeout: float = 60) -> str:
 
 
 def squeue(site, user: str, jobid: str, fmt: str) -> str:
-    out = subprocess.run(["su", user, "-s", "/bin/sh", "-c", f"squeue --states=all -h -j {jobid} -o '{fmt}'"],
-                         env={**os.environ, **site.slurm_env}, capture_output=True, text=True)
-    return out.stdout.strip()
+    return site.shell(user, f"squeue --states=all -h -j {jobid} -o '{fmt}'").stdout.strip()
 
 
 def transfer(site, api: Api, op: str, **form: object) -> tuple[dict, str]:
