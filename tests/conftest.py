@@ -106,6 +106,10 @@ class Site:
         """Run one of deploy/local's commands (up, down, status, restart)."""
         return subprocess.run([LOCAL / command, *args], capture_output=True, text=True, check=check)
 
+    def nodes(self) -> list[str]:
+        """The cluster's compute nodes, as Slurm names them (natively one, `localhost`; compose two)."""
+        return sorted(set(self.shell(None, "sinfo -h -N -o %N", check=True).stdout.split()))
+
     def token(self, user: str) -> str:
         """An access token from the user's Keycloak client (client credentials), reused for up to 2 minutes
         (tokens live 5)."""

@@ -8,9 +8,9 @@ import json
 import os
 import pwd
 import time
-from pathlib import Path
 
 import pytest
+from cluster_paths import cluster_path
 from gateway_client import MACHINE, Api
 
 SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
@@ -58,8 +58,8 @@ def test_upload_submission_runs_the_script_with_env(site, api):
     assert data["job_file_out"] == f"/home/alice/firecrest/{task['task_id']}/slurm-{data['jobid']}.out"
     assert data["job_info_extra"] == "Job info returned successfully"
     assert finished(site, data["jobid"]) == "COMPLETED"
-    assert Path(data["job_file_out"]).read_text() == "hello world\n"
-    assert Path(data["job_file"]).stat().st_uid == ALICE.pw_uid
+    assert cluster_path(data["job_file_out"]).read_text() == "hello world\n"
+    assert cluster_path(data["job_file"]).stat().st_uid == ALICE.pw_uid
 
 
 def test_a_submitted_job_is_listed_at_once_and_in_acct_once_finished(site, api):
@@ -94,14 +94,14 @@ def test_listing_a_running_job_has_its_output_tail(site, api):
 
 def test_path_submission(site, api, home_dir):
     directory = str(home_dir)
-    Path(directory, "run.sh").write_bytes(script("pwd"))
-    os.chown(f"{directory}/run.sh", ALICE.pw_uid, ALICE.pw_gid)
+    (home_dir / "run.sh").write_bytes(script("pwd"))
+    os.chown(home_dir / "run.sh", ALICE.pw_uid, ALICE.pw_gid)
     task = api.outcome(api.post("/jobs/path", targetPath=f"{directory}/run.sh"), 201)
     assert task["status"] == "200", task
     jobid = task["data"]["jobid"]
     assert task["data"]["job_file_out"] == f"{directory}/slurm-{jobid}.out"
     finished(site, jobid)
-    assert Path(directory, f"slurm-{jobid}.out").read_text() == directory + "\n"  # it ran where the script is
+    assert (home_dir / f"slurm-{jobid}.out").read_text() == directory + "\n"  # it ran where the script is
 
 
 def test_path_submission_errors_are_immediate(api):
@@ -200,14 +200,15 @@ def test_cancel_unknown_job_fails_with_the_reason(api):
     assert task["status"] == "400" and "Invalid job id" in task["data"], task
 
 
-def test_nodes_partitions_reservations(api):
+def test_nodes_partitions_reservations(site, api):
+    names = site.nodes()
     nodes = api.outcome(api.get("/nodes"))
     assert nodes["status"] == "200"
-    assert nodes["data"][0]["NodeName"] == "localhost"
-    assert set(nodes["data"][0]) == {"NodeName", "ActiveFeatures", "Partitions", "State"}
-    assert set(nodes["data"][0]["Partitions"]) == {"normal", "xfer"}
-    one = api.outcome(api.get("/nodes/localhost"))
-    assert [n["NodeName"] for n in one["data"]] == ["localhost"]
+    assert sorted(n["NodeName"] for n in nodes["data"]) == names
+    assert all(set(n) == {"NodeName", "ActiveFeatures", "Partitions", "State"} for n in nodes["data"])
+    assert set().union(*(n["Partitions"] for n in nodes["data"])) == {"normal", "xfer"}
+    one = api.outcome(api.get(f"/nodes/{names[-1]}"))
+    assert [n["NodeName"] for n in one["data"]] == [names[-1]]
     assert api.outcome(api.get("/nodes/no-such-node"))["status"] == "400"
     partitions = api.outcome(api.get("/partitions"))["data"]
     assert {p["PartitionName"] for p in partitions} == {"normal", "xfer"}

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import pwd
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
+from cluster_paths import cluster_path
 from gateway_client import Api
 from test_compute import ALICE, finished
 
@@ -90,10 +90,11 @@ def test_node_name_in_the_path_is_checked_too(site, api, name):
 
 
 def test_valid_node_lists_reach_scontrol_after_the_separator(site, api):
-    task = api.outcome(api.get("/nodes", nodes="localhost,localhost"))
-    assert task["status"] == "200" and [n["NodeName"] for n in task["data"]] == ["localhost"]
+    node = site.nodes()[0]
+    task = api.outcome(api.get("/nodes", nodes=f"{node},{node}"))
+    assert task["status"] == "200" and [n["NodeName"] for n in task["data"]] == [node]
     commands = [r["command"] for r in site.audit_records({api.calls[-1][0]})]
-    assert any(c.endswith("scontrol -a show -o node -- localhost") for c in commands), commands
+    assert any(c.endswith(f"scontrol -a show -o node -- {node}") for c in commands), commands
     missing = api.outcome(api.get("/nodes", nodes="nid[001-002]"))  # valid syntax, no such node: Slurm says so
     assert missing["status"] == "400" and "not found" in missing["data"]
 
@@ -101,16 +102,16 @@ def test_valid_node_lists_reach_scontrol_after_the_separator(site, api):
 # --- a script on the cluster -------------------------------------------------------------------------------------
 
 def test_path_to_a_script_the_caller_cannot_read_is_a_400_at_once(site, api):
-    bobs = f"/tmp/bob-{uuid.uuid4().hex[:8]}.sh"
-    Path(bobs).write_text("#!/bin/bash\ntrue\n")
-    os.chmod(bobs, 0o600)
-    os.chown(bobs, BOB.pw_uid, BOB.pw_gid)
+    bobs = f"/scratch/bob-{uuid.uuid4().hex[:8]}.sh"  # on the cluster's shared filesystem
+    cluster_path(bobs).write_text("#!/bin/bash\ntrue\n")
+    os.chmod(cluster_path(bobs), 0o600)
+    os.chown(cluster_path(bobs), BOB.pw_uid, BOB.pw_gid)
     try:
         reply = api.post("/jobs/path", targetPath=bobs)
         assert reply.status_code == 400 and "X-Permission-Denied" in reply.headers, reply.text
         assert reply.json()["description"] == "Failed to submit job"
     finally:
-        os.remove(bobs)
+        os.remove(cluster_path(bobs))
     missing = api.post("/jobs/path", targetPath=f"/home/alice/missing-{uuid.uuid4().hex[:6]}.sh")
     assert missing.status_code == 400 and "X-Invalid-Path" in missing.headers
     assert missing.json()["description"] == "Failed to submit job"
@@ -183,8 +184,8 @@ def test_a_directive_the_check_does_not_see_is_overridden(site, api, jobs, home_
     padding = "#\n" * 40000  # more than the 64 KiB that are read
     script = f"#!/bin/bash\n{padding}#SBATCH --dependency=afterok:{jobs['bob']}\ntrue\n".encode()
     directory = str(home_dir)
-    Path(directory, "run.sh").write_bytes(script)
-    os.chown(f"{directory}/run.sh", ALICE.pw_uid, ALICE.pw_gid)
+    (home_dir / "run.sh").write_bytes(script)
+    os.chown(home_dir / "run.sh", ALICE.pw_uid, ALICE.pw_gid)
     for task in (api.outcome(api.post("/jobs/path", targetPath=f"{directory}/run.sh"), 201),
                  api.outcome(api.post("/jobs/upload", files={"file": ("j.sh", script)}), 201)):
         assert task["status"] == "200", task

@@ -4,12 +4,11 @@ see alice's tasks or jobs, cancel them, or read their output."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
+from cluster_paths import cluster_path
 from gateway_client import Api
 from test_compute import finished, script, submit
 
@@ -20,10 +19,12 @@ HOSTILE = ["$(touch {c})", "`touch {c}`", "'; touch {c}; '", '"; touch {c}; "', 
 
 
 @pytest.fixture
-def canary() -> str:
-    path = f"/tmp/canary-{uuid.uuid4().hex}"
+def canary(site) -> str:
+    """A file a hostile value would make if it ran: on the shared /home, so seen wherever it ran (login or compute
+    node)."""
+    path = f"/home/alice/canary-{uuid.uuid4().hex}"
     yield path
-    assert not os.path.exists(path), "a hostile value was executed"
+    assert not site.path(path).exists(), "a hostile value was executed"
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -35,7 +36,7 @@ def test_env_values_arrive_literally(site, api, canary, value):
         return
     assert task["status"] == "200", task
     finished(site, task["data"]["jobid"])
-    out = Path(task["data"]["job_file"]).parent / "hostile.txt"
+    out = cluster_path(task["data"]["job_file"]).parent / "hostile.txt"
     assert out.read_text() == value
 
 
@@ -64,8 +65,8 @@ def slurm_name(site, jobid: str) -> str:
 def test_script_names_cannot_leave_the_task_directory(site, api, name):
     task = api.outcome(api.post("/jobs/upload", files={"file": (name, script("true"))}), 201)
     assert task["status"] == "200", task
-    job_file = Path(task["data"]["job_file"])
-    assert job_file.parent == Path(f"/home/alice/firecrest/{task['task_id']}") and job_file.is_file()
+    job_file = cluster_path(task["data"]["job_file"])
+    assert str(job_file.parent) == f"/home/alice/firecrest/{task['task_id']}" and job_file.is_file()
 
 
 @pytest.mark.parametrize("path", ["$(touch {c})", "-h", "/home/alice/../bob/x.sh", "x\\`id\\`"])

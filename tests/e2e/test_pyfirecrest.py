@@ -19,6 +19,7 @@ from typing import Any
 
 import firecrest
 import pytest
+from cluster_paths import cluster_path
 from firecrest import ClientCredentialsAuth
 from firecrest.v1 import ExternalDownload, ExternalUpload, Firecrest
 
@@ -46,7 +47,7 @@ def job_dirs() -> Iterator[list[str]]:
     made: list[str] = []
     yield made
     for job_file in made:
-        directory = Path(job_file).parent
+        directory = cluster_path(job_file).parent
         if directory.parent == JOBS_ROOT:
             shutil.rmtree(directory, ignore_errors=True)
 
