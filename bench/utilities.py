@@ -1,15 +1,18 @@
 """Utilities through the gateway against the raw pooled-SSH floor measured in the same run.
 
-(a) GET /utilities/ls of a small directory (5 entries), sequential and at 64 concurrent clients (wrk);
+(a) GET /utilities/ls of a small directory (5 entries), sequential and concurrent (wrk): 8 clients of alice, then
+    16, 8 of alice and 8 of bob, each listing a directory of their own (see client_levels in common_bench.py);
 (b) GET /utilities/ls of a 1,000-entry directory, sequential;
 (c) GET /utilities/download of a 1 MiB file, sequential.
 
 Floor: paramiko exec, on already open connections, of exactly the line the service sends (built from the same
 command objects: utilities/commands.py's Ls and ReadFile, common/commands.py's line(), the site's timeout, an
 `ID=<uuid>` tag as the gateway's request id gives), reading all of its output; no HTTP, token, certificator,
-parsing or JSON. The benchmark makes its files under /home/alice itself (directly as root when it can, else
-through the API) and removes them at the end.
-Usage (site up): .venv/bin/python bench/utilities.py [--seconds 10] [--n 300]
+parsing or JSON. The benchmark makes its files under /home/alice and /home/bob itself (directly as root when this
+host sees the cluster's homes: /home for the native site, FIRECREST_MOUNT_HOME for the compose site; else through
+the API) and removes them at the end.
+Usage (site up): .venv/bin/python bench/utilities.py [--seconds 10] [--n 300] [--per-user 8]
+The compose site: FIRECREST_STACK_DIR=.compose .venv/bin/python bench/utilities.py (the same options).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import pwd
 import shutil
 import sys
 import tarfile
@@ -29,56 +31,87 @@ from urllib.parse import quote
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
-from bench.common_bench import ENV, Figures, RawSSH, measure, report, service_line, site, token, wrk
+from bench.common_bench import (
+    COMPOSE,
+    ENV,
+    USERS,
+    Figures,
+    Load,
+    RawSSH,
+    client_levels,
+    describe_statuses,
+    measure,
+    need,
+    report,
+    service_line,
+    site,
+    site_label,
+    token,
+    wrk,
+)
 from utilities.commands import Ls, ReadFile
 
-USER = "alice"
-HOME = f"/home/{USER}"
+USER = "alice"  # the sequential runs and the floor's; the concurrent runs add bob
 SMALL = ("a.txt", "b.dat", "c.log", "sub", "link")  # 3 files, a directory, a symbolic link
 BIG_ENTRIES = 1000
 DOWNLOAD_BYTES = 1024 * 1024
 DOWNLOAD_FAILURE = "Failed to download file"  # what the service says of a download over the limit (utilities/app.py)
-CONCURRENT = 64
+
+
+def host_homes() -> Path | None:
+    """Where this host sees the cluster's /home: FIRECREST_MOUNT_HOME (the compose site's volume), else /home itself
+    on the native site (its login node is this host); None for another site (the tree is then made through the
+    API)."""
+    if ENV.get("FIRECREST_MOUNT_HOME"):
+        return Path(ENV["FIRECREST_MOUNT_HOME"])
+    return None if COMPOSE else Path("/home")
 
 
 class Fixture:
     """The test tree under the user's home: small/ (5 entries), big/ (1,000 files), blob (1 MiB of random bytes)."""
 
-    def __init__(self, gateway: str, via_api: bool) -> None:
-        self.gateway = gateway
-        self.base = f"{HOME}/.bench-utilities-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    def __init__(self, gateway: str, via_api: bool, user: str) -> None:
+        self.gateway, self.user = gateway, user
+        self.base = f"/home/{user}/.bench-utilities-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.small, self.big, self.blob = f"{self.base}/small", f"{self.base}/big", f"{self.base}/blob"
         self.data = os.urandom(DOWNLOAD_BYTES)
-        self.local = not via_api and os.geteuid() == 0 and Path(HOME).is_dir()
+        self.created = False
+        home = host_homes()
+        self.host_base = home / user / Path(self.base).name if home else None  # the same tree, as this host sees it
+        self.local = not via_api and os.geteuid() == 0 and self.host_base is not None and self.host_base.parent.is_dir()
 
     def _api(self, method: str, route: str, **kwargs) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token(USER)}", "X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
+        headers = {"Authorization": f"Bearer {token(self.user)}", "X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
         r = requests.request(method, f"{self.gateway}/utilities/{route}", headers=headers, timeout=60, **kwargs)
         if r.status_code >= 300:
             raise SystemExit(f"{method} /utilities/{route}: {r.status_code} {r.text}")
         return r
 
     def create(self) -> None:
+        self.created = True  # remove() then removes whatever part of the tree there is
         if self.local:
             self._create_locally()
         else:
             self._create_via_api()
 
     def _create_locally(self) -> None:
-        """As root, on the login node's filesystem (the embedded site shares it), owned by the user."""
-        account = pwd.getpwnam(USER)
-        own = lambda p: os.chown(p, account.pw_uid, account.pw_gid, follow_symlinks=False)  # noqa: E731
-        for directory in (self.base, self.small, self.big):
+        """As root, on the cluster's home filesystem as this host sees it, owned as the user's home is (the
+        cluster's uid and gid, which need not be this host's)."""
+        assert self.host_base is not None
+        base = self.host_base
+        home = base.parent.stat()
+        own = lambda p: os.chown(p, home.st_uid, home.st_gid, follow_symlinks=False)  # noqa: E731
+        for directory in (base, base / "small", base / "big"):
             os.mkdir(directory, 0o755)
-            own(directory)
         for name in SMALL[:3]:
-            Path(self.small, name).write_text(f"{name}\n")
-        os.mkdir(Path(self.small, "sub"), 0o755)
-        os.symlink("a.txt", Path(self.small, "link"))
+            (base / "small" / name).write_text(f"{name}\n")
+        os.mkdir(base / "small" / "sub", 0o755)
+        os.symlink("a.txt", base / "small" / "link")
         for i in range(BIG_ENTRIES):
-            Path(self.big, f"file-{i:04d}").write_text(f"{i}\n")
-        Path(self.blob).write_bytes(self.data)
-        for root, dirs, files in os.walk(self.base):
+            (base / "big" / f"file-{i:04d}").write_text(f"{i}\n")
+        (base / "blob").write_bytes(self.data)
+        own(base)
+        for root, dirs, files in os.walk(base):
             for name in dirs + files:
                 own(os.path.join(root, name))
 
@@ -106,8 +139,10 @@ class Fixture:
         self._api("DELETE", "rm", data={"targetPath": f"{self.base}/tree.tar.gz"})
 
     def remove(self) -> None:
-        if self.local:
-            shutil.rmtree(self.base, ignore_errors=True)
+        if not self.created:
+            return
+        if self.local and self.host_base:
+            shutil.rmtree(self.host_base, ignore_errors=True)
         else:
             self._api("DELETE", "rm", data={"targetPath": self.base})
 
@@ -116,7 +151,7 @@ class Calls:
     """The gateway call and its floor for each case, sharing one session and one pooled SSH connection."""
 
     def __init__(self, gateway: str, raw: RawSSH, limit: int) -> None:
-        self.url, self.raw, self.limit = f"{gateway}/utilities", raw, limit
+        self.gateway, self.url, self.raw, self.limit = gateway, f"{gateway}/utilities", raw, limit
         self.session = requests.Session()
         self.hdr: dict[str, str] = {}
 
@@ -149,8 +184,8 @@ class Calls:
 Sections = list[tuple[str, list[tuple[Figures, Figures | None]]]]
 
 
-def run_cases(calls: Calls, fixture: Fixture, n: int, seconds: int) -> Sections:
-    """Each case sequentially against its floor, then (a) at CONCURRENT clients."""
+def run_cases(calls: Calls, fixture: Fixture, n: int) -> Sections:
+    """Each case sequentially against its floor."""
     cases = [
         (f"ls, {len(SMALL)} entries", "GET /utilities/ls", calls.ls(fixture.small, len(SMALL))),
         (f"ls, {BIG_ENTRIES:,} entries", "GET /utilities/ls", calls.ls(fixture.big, BIG_ENTRIES)),
@@ -166,15 +201,31 @@ def run_cases(calls: Calls, fixture: Fixture, n: int, seconds: int) -> Sections:
         floor = measure("floor: raw pooled SSH exec (sequential)", raw_call, n)
         seq = measure(f"{route} (sequential)", gateway_call, n)
         sections.append((label, [(floor, None), (seq, floor)]))
-
-    # (a) at 64 concurrent clients: the floor on 64 concurrent channels, the gateway with wrk.
-    hdr = calls.renew()
-    floor_c = measure(f"floor: raw SSH exec, {CONCURRENT} concurrent channels", calls.ls(fixture.small,
-                      len(SMALL))[1], 50 * CONCURRENT, CONCURRENT)
-    ls_url = f"{calls.url}/ls?targetPath={quote(fixture.small, safe='/')}"
-    conc = wrk(f"GET /utilities/ls, {CONCURRENT} clients (wrk)", ls_url, hdr, CONCURRENT, seconds)
-    sections[0][1].extend([(floor_c, None), (conc, floor_c)])
     return sections
+
+
+def run_concurrent(calls: Calls, fixtures: dict[str, Fixture], seconds: int, per_user: int,
+                   notes: list[str]) -> list[tuple[Figures, Figures | None]]:
+    """(a) at each of client_levels: the floor (alice's ls) on as many channels, then the gateway with wrk, one
+    thread per user, each user listing their own small directory."""
+    rows: list[tuple[Figures, Figures | None]] = []
+    for clients, users in client_levels(per_user):
+        floor = measure(f"floor: raw SSH exec, {clients} concurrent channels",
+                        calls.ls(fixtures[USER].small, len(SMALL))[1], 50 * clients, clients)
+        loads = [Load(f"/utilities/ls?targetPath={quote(fixtures[u].small, safe='/')}",
+                      {"Authorization": f"Bearer {token(u)}"}) for u in users]
+        system = {"X-Machine-Name": ENV["FIRECREST_SYSTEM"]}
+        for load in loads:  # warm: each user's pooled connections in the service
+            for _ in range(10):
+                calls.session.get(calls.gateway + load.path, headers={**load.headers, **system}, timeout=30)
+        loads = loads * 2 if len(loads) == 1 else loads  # two wrk threads, as with two users
+        who = " + ".join(f"{clients // len(users)} {u}" for u in users)
+        statuses: dict[str, int] = {}
+        fig = wrk(f"GET /utilities/ls, {clients} clients ({who})", calls.url,
+                  system, clients, seconds, statuses, loads)
+        rows += [(floor, None), (fig, floor)]
+        notes.append(f"{fig.name}: {describe_statuses(statuses)}")
+    return rows
 
 
 def print_report(fixture: Fixture, limit: int, sections: Sections) -> None:
@@ -194,23 +245,34 @@ def print_report(fixture: Fixture, limit: int, sections: Sections) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10, help="duration of the concurrent run")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each concurrent run")
     parser.add_argument("--n", type=int, default=300, help="requests per sequential measurement")
-    parser.add_argument("--gateway", default=ENV.get("FIRECREST_URL", ""))
+    parser.add_argument("--gateway", default=need("FIRECREST_URL", "the gateway"))
     parser.add_argument("--via-api", action="store_true", help="make the test files through the API, not as root")
+    parser.add_argument("--per-user", type=int, default=site().limits.sync_commands_per_user or 16,
+                        help="concurrent clients per user (default: the site's per-process bound)")
     args = parser.parse_args()
 
+    print(f"site: {site_label()}\nconcurrent clients: at most {args.per_user} per user (see client_levels)")
     limit = site().limits.max_file_size_mb * 1024 * 1024
-    fixture = Fixture(args.gateway, args.via_api)
-    fixture.create()
-    raw = RawSSH(USER)
-    calls = Calls(args.gateway, raw, limit)
+    fixtures = {u: Fixture(args.gateway, args.via_api, u) for u in USERS}
+    raw: RawSSH | None = None
+    notes: list[str] = []
     try:
-        sections = run_cases(calls, fixture, args.n, args.seconds)
+        for fixture in fixtures.values():
+            fixture.create()
+        raw = RawSSH(USER)
+        calls = Calls(args.gateway, raw, limit)
+        sections = run_cases(calls, fixtures[USER], args.n)
+        sections[0][1].extend(run_concurrent(calls, fixtures, args.seconds, args.per_user, notes))
     finally:
-        raw.close()
-        fixture.remove()
-    print_report(fixture, limit, sections)
+        if raw:
+            raw.close()
+        for fixture in fixtures.values():
+            fixture.remove()
+    print_report(fixtures[USER], limit, sections)
+    for note in notes:
+        print(f"  {note}")
 
 
 if __name__ == "__main__":
