@@ -49,6 +49,9 @@ class StorageConfig:
     auth_url: str = ""
     public_url: str = ""  # Swift as the users' machines reach it (their temp URLs)
     internal_url: str = ""  # Swift as the cluster's transfer jobs reach it
+    # The account's URL, where Swift's answer to auth names one this process cannot reach (a proxy known by
+    # another name here); empty: the one auth returns.
+    account_url: str = ""
     temp_url_ttl_s: int = 604800  # how long a staged object and its URLs live (the contract's 7 days)
     segment_size_mb: int = 128  # larger files travel as segments (a static large object in Swift)
     max_transfers_per_user: int = 8  # external transfers in flight at once (waiting uploads included)
@@ -142,6 +145,16 @@ def _system(raw: dict) -> System:
     )
 
 
+def _storage(raw: dict, env: dict[str, str]) -> StorageConfig:
+    return StorageConfig(**raw.get("storage", {}), user=env.get("SWIFT_USER", ""), key=env.get("SWIFT_KEY", ""))
+
+
+def parse_storage(text: str, env: dict[str, str]) -> StorageConfig:
+    """The site file's object store alone: for tools that look at what is staged, from where the site's other
+    files (the login node's host key) are not."""
+    return _storage(_expand(yaml.safe_load(text), env), env)
+
+
 def parse(text: str, env: dict[str, str]) -> Site:
     raw = _expand(yaml.safe_load(text), env)
     auth = raw["auth"]
@@ -163,8 +176,7 @@ def parse(text: str, env: dict[str, str]) -> Site:
             for name in SERVICE_NAMES
             if env.get(f"FIRECREST_INTERNAL_{name.upper()}_URL")
         },
-        storage=StorageConfig(**raw.get("storage", {}), user=env.get("SWIFT_USER", ""),
-                              key=env.get("SWIFT_KEY", "")),
+        storage=_storage(raw, env),
         certificate_principals=dict(raw.get("certificates", {})),
         ca_key=str(raw.get("certificates", {}).get("ca_key", "")),
         redis_url=str(raw.get("tasks", {}).get("redis_url", "")),

@@ -92,8 +92,9 @@ class Staging:
     def _conn(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:  # swiftclient's Connection is not thread-safe: one per thread
+            overrides = {"object_storage_url": self.config.account_url} if self.config.account_url else {}
             conn = self._local.conn = Connection(authurl=self.config.auth_url, user=self.config.user,
-                                                 key=self.config.key, retries=3, timeout=30)
+                                                 key=self.config.key, retries=3, timeout=30, os_options=overrides)
         return conn
 
     def _call(self, what: str, fn: Any, *args: Any, missing: Any = RAISE, **kwargs: Any) -> Any:

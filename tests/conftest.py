@@ -51,6 +51,11 @@ class Site:
     def slurm_env(self) -> dict[str, str]:
         return {"SLURM_CONF": self.env["SLURM_CONF"]}
 
+    @property
+    def site_file(self) -> Path:
+        """The site file the services read."""
+        return REPO / ("deploy/docker/compose/site.yaml" if self.compose else "deploy/local/site.yaml")
+
     @staticmethod
     def path(path: str | Path) -> Path:
         """A path on the cluster's filesystems, for the tests' own file operations (tests/cluster_paths.py)."""
@@ -105,6 +110,25 @@ class Site:
     def control(command: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run one of deploy/local's commands (up, down, status, restart)."""
         return subprocess.run([LOCAL / command, *args], capture_output=True, text=True, check=check)
+
+    def lexists(self, path: str) -> bool:
+        """Whether `path` exists (or is a dangling link) on any of the cluster's nodes: a canary a hostile value
+        would make wherever it ran. Natively every node is this machine; in compose the shared filesystems are
+        looked at here, the rest (a node's own /tmp, /) on each node that runs a user's processes."""
+        shared = any(path == root or path.startswith(root + "/") for root in MountedPath.mounts)
+        if not self.compose or shared:
+            return os.path.lexists(cluster_path(path))
+        project = self.env["FIRECREST_COMPOSE_PROJECT"]
+        for node in ("login", "compute1", "compute2"):
+            names = subprocess.run([str(PODMAN), "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                                    "--filter", f"label=com.docker.compose.service={node}"],
+                                   capture_output=True, text=True, check=True).stdout.split()
+            for name in names:
+                probe = subprocess.run([str(PODMAN), "exec", name, "sh", "-c", 'test -e "$1" || test -L "$1"', "-",
+                                        path], capture_output=True)
+                if probe.returncode == 0:
+                    return True
+        return False
 
     def nodes(self) -> list[str]:
         """The cluster's compute nodes, as Slurm names them (natively one, `localhost`; compose two)."""

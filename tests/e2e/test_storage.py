@@ -8,16 +8,18 @@ import os
 import shlex
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 from conftest import user_ids
 from gateway_client import Api
-from swiftclient.client import Connection
+from swiftclient.client import Connection, get_auth
 from swiftclient.utils import generate_temp_url
 
-from common.config import parse
+from common.config import parse_storage
 from storage.swift import Staging
 
 SERVICE = "storage"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
@@ -26,10 +28,25 @@ MiB = 1024 * 1024
 
 
 def service_staging(site) -> Staging:
-    """The service's own view of Swift (its credentials), to look at what is staged."""
-    text = (Path(__file__).resolve().parents[2] / "deploy/local/site.yaml").read_text()
+    """The service's own view of Swift (its credentials and settings), to look at what is staged, through Swift
+    as this machine reaches it."""
     env = {**os.environ, **site.env, "FIRECREST_STACK_DIR": str(site.dir)}
-    return Staging(parse(text, env).storage)
+    config = parse_storage(site.site_file.read_text(), env)
+    return Staging(replace(config, auth_url=site.env["SWIFT_AUTH_URL"], account_url=swift_account_url(site)))
+
+
+def swift_account_url(site) -> str:
+    """The storage account's URL as this machine reaches it: Swift answers auth with the URL the services use
+    (on the compose site the proxy's name on the compose networks)."""
+    url, _ = get_auth(site.env["SWIFT_AUTH_URL"], site.env["SWIFT_USER"], site.env["SWIFT_KEY"])
+    auth = urlsplit(site.env["SWIFT_AUTH_URL"])
+    return urlunsplit(urlsplit(url)._replace(scheme=auth.scheme, netloc=auth.netloc))
+
+
+def swift_connection(site) -> Connection:
+    """The storage service's account, as this machine reaches it."""
+    return Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"],
+                      os_options={"object_storage_url": swift_account_url(site)})
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +309,7 @@ def test_urls_are_bound_to_object_method_and_time(api, staging, workdir, home_di
     assert requests.get(url.replace("/u.txt?", "/other.txt?"), timeout=30).status_code == 401
     assert requests.get(url.replace(f"/transfer-{task_id}/", f"/transfer-{'0' * 32}/"), timeout=30).status_code == 401
     assert requests.put(url, data=b"overwrite", timeout=30).status_code == 401  # a GET URL cannot write
-    path = url.split("127.0.0.1:8080")[1].split("?")[0]
+    path = urlsplit(url).path
     query = generate_temp_url(path, int(time.time()) - 10, staging.url_key(task_id), "GET", absolute=True)
     assert requests.get(url.split("/v1/")[0] + query, timeout=30).status_code == 401  # expired
     assert requests.get(url, timeout=30).content == b"bound"
@@ -338,7 +355,7 @@ def test_swift_credentials_never_reach_the_client(api, site, staging, workdir, h
     local.write_text("k")
     task_id, task = start_upload(api, str(local), str(home_dir))
     text = str(task)
-    conn = Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"])
+    conn = swift_connection(site)
     area = conn.head_container(f"transfer-{task_id}")
     keys = [area["x-container-meta-temp-url-key"], area["x-container-meta-temp-url-key-2"]]
     assert conn.head_account().get("x-account-meta-temp-url-key") is None  # nothing signs for every object

@@ -14,8 +14,7 @@ import pytest
 import requests
 from conftest import user_ids
 from gateway_client import Api
-from swiftclient.client import Connection
-from test_storage import download, service_staging, start_upload, unstaged, upload
+from test_storage import download, service_staging, start_upload, swift_connection, unstaged, upload
 
 from storage.swift import Staging
 
@@ -63,7 +62,7 @@ def traversal_to(segment_url: str, alice_task: str, bob_task: str) -> str:
 def plant(site, container: str, name: str, body: bytes = b"hostile") -> None:
     """Store an object under exactly `name`, as a Swift that let any name through a prefix URL would have (the
     site's proxy refuses such names at PUT: the service must not rely on it)."""
-    conn = Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"])
+    conn = swift_connection(site)
     storage = urlsplit(conn.get_auth()[0])
     http_conn = http.client.HTTPConnection(storage.hostname, storage.port, timeout=30)
     try:
@@ -82,11 +81,11 @@ HOSTILE = ["$(touch {c})", "`touch {c}`", "it's", 'a"b', "-rf", "--help", "x y",
 
 
 @pytest.fixture
-def canary(home_dir) -> str:
+def canary(site, home_dir) -> str:
     name = f"canary-{uuid.uuid4().hex}"
     yield name
     for where in ("/home/alice", "/tmp", str(home_dir), "/"):
-        assert not os.path.exists(os.path.join(where, name)), "a hostile value was executed"
+        assert not site.lexists(os.path.join(where, name)), "a hostile value was executed"
 
 
 @pytest.mark.parametrize("name", HOSTILE)
@@ -166,7 +165,7 @@ def test_the_sweep_deletes_hostile_names_of_other_containers_exactly(site, bob_a
     deletes that object, not the one the name would resolve to."""
     bob_task, bob_url = bobs_download(bob_api, bob_dir)
     container = f"legacy-{uuid.uuid4().hex[:8]}"
-    conn = Connection(authurl=site.env["SWIFT_AUTH_URL"], user=site.env["SWIFT_USER"], key=site.env["SWIFT_KEY"])
+    conn = swift_connection(site)
     conn.put_container(container)
     name = f"x/../../transfer-{bob_task}/data.txt"
     plant(site, container, name)

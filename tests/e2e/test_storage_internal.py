@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cluster_paths import cluster_path
 from gateway_client import Api
 from test_compute import submit
 
@@ -35,7 +36,7 @@ def compute(site) -> Api:
 
 
 def fresh_dir(user: pwd.struct_passwd) -> Iterator[Path]:
-    path = Path(user.pw_dir) / f"xi-{uuid.uuid4().hex[:12]}"
+    path = cluster_path(user.pw_dir) / f"xi-{uuid.uuid4().hex[:12]}"
     path.mkdir()
     os.chown(path, user.pw_uid, user.pw_gid)
     yield path
@@ -61,9 +62,10 @@ def write_as(user: pwd.struct_passwd, path: Path, data: bytes, mode: int = 0o644
 
 
 def mkdir_as(user: pwd.struct_passwd, path: Path) -> Path:
-    """The directory and any missing parents, all the user's."""
+    """The directory and any missing parents below the user's home, all the user's."""
+    home = cluster_path(user.pw_dir)
     for directory in [*reversed(path.parents), path]:
-        if not directory.exists():
+        if directory.is_relative_to(home) and not directory.exists():
             directory.mkdir()
             os.chown(directory, user.pw_uid, user.pw_gid)
     return path
@@ -123,9 +125,9 @@ def test_cp_runs_on_the_xfer_partition_with_the_contracts_output_files(site, api
     assert squeue(site, "alice", jobid, "%P|%j") == "xfer|cp-job"
     assert finished(site, "alice", jobid) == "COMPLETED"
     assert (home / "dst" / "f.txt").read_bytes() == b"one" and (home / "src" / "f.txt").exists()
-    out = Path(data["job_file_out"]).read_text()
+    out = cluster_path(data["job_file_out"]).read_text()
     assert f"Trace ID: {rid}" in out and "finished on" in out
-    assert Path(data["job_file_err"]).exists()
+    assert cluster_path(data["job_file_err"]).exists()
     acct = compute.outcome(compute.get("/acct", jobs=jobid))
     # Not the partition: slurmdbd may briefly hold a just-finished job without it (seen with Slurm 22.05).
     assert acct["status"] == "200" and [(a["jobid"], a["state"]) for a in acct["data"]] == [(jobid, "COMPLETED")]
@@ -188,7 +190,7 @@ def test_extract_tar_and_zip(site, api, home):
 def test_a_failing_command_fails_the_job(site, api, home):
     data, state = transfer(site, api, "cp", sourcePath=f"{home}/missing", targetPath=f"{home}/x")
     assert state == "FAILED" and not (home / "x").exists()
-    assert "No such file" in Path(data["job_file_err"]).read_text()
+    assert "No such file" in cluster_path(data["job_file_err"]).read_text()
 
 
 # --- parameters -----------------------------------------------------------------------------------------------
@@ -264,11 +266,11 @@ def test_stage_out_job_id_makes_a_dependency(site, api, compute, home):
 
 
 @pytest.fixture
-def canary() -> Iterator[str]:
+def canary(site) -> Iterator[str]:
     name = f"canary-{uuid.uuid4().hex}"
     yield name
     for place in ("/tmp", "/home/alice"):
-        assert not os.path.lexists(f"{place}/{name}"), "a hostile name was executed"
+        assert not site.lexists(f"{place}/{name}"), "a hostile name was executed"
 
 
 def test_hostile_names_are_copied_literally(site, api, home, canary):
@@ -279,7 +281,7 @@ def test_hostile_names_are_copied_literally(site, api, home, canary):
         mkdir_as(ALICE, path.parent)
         sources.append(write_as(ALICE, path, name.encode()))
     dashed = f"-xi-{uuid.uuid4().hex[:8]}"  # relative, in alice's home: a leading dash, never an option
-    write_as(ALICE, Path("/home/alice", dashed), b"dash")
+    write_as(ALICE, cluster_path("/home/alice") / dashed, b"dash")
     out = mkdir_as(ALICE, home / "out")
     try:
         tasks = [started(api, "cp", sourcePath=str(s), targetPath=f"{out}/{i}") for i, s in enumerate(sources)]
@@ -290,10 +292,10 @@ def test_hostile_names_are_copied_literally(site, api, home, canary):
         for i, name in enumerate(names):
             assert (out / str(i)).read_bytes() == name.encode()
         assert (out / "r").read_bytes() == names[1].encode()
-        assert Path("/home/alice", f"{dashed}.copy").read_bytes() == b"dash"
+        assert (cluster_path("/home/alice") / f"{dashed}.copy").read_bytes() == b"dash"
     finally:
         for name in (dashed, f"{dashed}.copy"):
-            Path("/home/alice", name).unlink(missing_ok=True)
+            (cluster_path("/home/alice") / name).unlink(missing_ok=True)
 
 
 def test_bob_cannot_copy_alices_private_file(site, api, bob_api, home, bob_home):
@@ -301,8 +303,8 @@ def test_bob_cannot_copy_alices_private_file(site, api, bob_api, home, bob_home)
     data, state = transfer(site, bob_api, "cp", sourcePath=str(secret), targetPath=f"{bob_home}/stolen")
     assert state == "FAILED"
     assert not (bob_home / "stolen").exists()
-    assert "Permission denied" in Path(data["job_file_err"]).read_text()
-    assert Path(data["job_file_out"]).parent.parent == Path("/home/bob/firecrest")  # bob's job, bob's files
+    assert "Permission denied" in cluster_path(data["job_file_err"]).read_text()
+    assert str(cluster_path(data["job_file_out"]).parent.parent) == "/home/bob/firecrest"  # bob's job, bob's files
 
 
 def test_bob_cannot_see_alices_task(site, api, home):
