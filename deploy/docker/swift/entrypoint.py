@@ -31,20 +31,6 @@ TEMPLATES = Path("/usr/local/share/firecrest/swift")
 PORTS = {"object": 6200, "container": 6201, "account": 6202, "proxy": 8080}
 MEMCACHED_PORT = 11211
 PYTHON = "/usr/bin/python3"
-# One device per ring, part power 8, 1 replica (platform-notes 5); as the native BUILD_RINGS.
-BUILD_RINGS = """
-import sys
-from swift.common.ring import RingBuilder
-host = sys.argv[1]
-for arg in sys.argv[2:]:
-    base, port = arg.rsplit(":", 1)
-    b = RingBuilder(8, 1, 1)
-    b.add_dev({"region": 1, "zone": 1, "ip": host, "port": int(port), "replication_ip": host,
-               "replication_port": int(port), "device": "d1", "weight": 100})
-    b.rebalance()
-    b.save(base + ".builder")
-    b.get_ring().save(base + ".ring.gz")
-"""
 
 
 def fail(message: str) -> None:
@@ -129,7 +115,7 @@ def configure(role: str) -> list[list[str]]:
     missing = [f"{STATE / kind}:{PORTS[kind]}" for kind in ("account", "container", "object")
                if not (STATE / f"{kind}.ring.gz").exists()]
     if missing:
-        subprocess.run([PYTHON, "-c", BUILD_RINGS, storage_host, *missing], cwd=STATE, check=True)
+        subprocess.run([PYTHON, str(TEMPLATES / "build_rings.py"), storage_host, *missing], cwd=STATE, check=True)
         print(f"swift: rings built for {storage_host} ({len(missing)})", file=sys.stderr, flush=True)
     memcached = ["/usr/bin/memcached", "-l", "127.0.0.1", "-p", str(MEMCACHED_PORT), "-U", "0", "-m", "64"]
     return [memcached, [*launch, "/usr/bin/swift-proxy-server", str(conf), "-v"]]

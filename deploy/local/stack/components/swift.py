@@ -14,22 +14,6 @@ SERVERS = ("account", "container", "object")
 ACCOUNT, USER = "firecrest", "gateway"
 PYTHON = "/usr/bin/python3"  # Debian's python3-swift imports only here
 
-# One interpreter for all three rings (the CLI takes ~1 s per ring). The .ring.gz, written last, marks a ring done;
-# Swift writes it via a temp file in the cwd and renames it, so run this in the ring dir.
-BUILD_RINGS = """
-import sys
-from swift.common.ring import RingBuilder
-host = sys.argv[1]
-for arg in sys.argv[2:]:
-    base, port = arg.rsplit(":", 1)
-    b = RingBuilder(8, 1, 1)
-    b.add_dev({"region": 1, "zone": 1, "ip": host, "port": int(port), "replication_ip": host,
-               "replication_port": int(port), "device": "d1", "weight": 100})
-    b.rebalance()
-    b.save(base + ".builder")
-    b.get_ring().save(base + ".ring.gz")
-"""
-
 
 class Swift(Component):
     name = "swift"
@@ -66,7 +50,7 @@ class Swift(Component):
         # Never rebuild: a repeated rebalance fails, and a new ring could move existing data.
         missing = [f"{d / kind}:{PORTS[f'swift-{kind}']}" for kind in SERVERS if not (d / f"{kind}.ring.gz").exists()]
         if missing:
-            run([PYTHON, "-c", BUILD_RINGS, HOST, *missing], cwd=d)
+            run([PYTHON, str(TEMPLATES / "build_rings.py"), HOST, *missing], cwd=d)
 
     def daemons(self) -> list[Daemon]:
         d = self.dir
