@@ -135,7 +135,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(name: str, call: Callable[[], bool], n: int, clients: int = 1) -> Figures:
-    """Run `call` n times from `clients` threads; `call` returns False on an error."""
+    """Run `call` n times from `clients` threads; `call` returns False on an error. A call that raises (a timeout,
+    a refused connection) is an error too, with the time it took: one slow answer never ends the run unreported."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -143,7 +144,11 @@ def measure(name: str, call: Callable[[], bool], n: int, clients: int = 1) -> Fi
     def one(_: int) -> None:
         nonlocal errors
         t0 = time.perf_counter()
-        good = call()
+        try:
+            good = call()
+        except (requests.RequestException, paramiko.SSHException, OSError) as e:
+            print(f"{name}: {e!r}", file=sys.stderr)
+            good = False
         dt = (time.perf_counter() - t0) * 1000
         with lock:
             latencies.append(dt)
