@@ -13,6 +13,7 @@ import io
 import os
 import pwd
 import re
+import shlex
 import shutil
 import stat as st
 import tarfile
@@ -25,6 +26,7 @@ from pathlib import Path
 import gateway_client
 import pytest
 import requests
+from cluster_paths import cluster_path
 from werkzeug.http import parse_options_header
 
 MACHINE = "cluster"
@@ -71,22 +73,24 @@ def home(api) -> Iterator[str]:
     assert response.status_code == 201, response.text
     yield path
     removed = api.delete("/rm", targetPath=path)
-    if os.path.lexists(path):
-        shutil.rmtree(path)
+    if os.path.lexists(local := cluster_path(path)):
+        shutil.rmtree(local)
     assert removed.status_code == 204, removed.text
 
 
-# --- root-side helpers (the test process runs as root on the login node's filesystem) ---------------------------
+# --- root-side helpers (the test process runs as root; cluster paths through cluster_path) -----------------------
 
 def write_as(user: pwd.struct_passwd, path: str, data: bytes, mode: int = 0o644) -> None:
-    Path(path).write_bytes(data)
-    os.chown(path, user.pw_uid, user.pw_gid)
-    os.chmod(path, mode)
+    local = cluster_path(path)
+    local.write_bytes(data)
+    os.chown(local, user.pw_uid, user.pw_gid)
+    os.chmod(local, mode)
 
 
 def fifo_as(user: pwd.struct_passwd, path: str) -> None:
-    os.mkfifo(path)
-    os.chown(path, user.pw_uid, user.pw_gid)
+    local = cluster_path(path)
+    os.mkfifo(local)
+    os.chown(local, user.pw_uid, user.pw_gid)
 
 
 def processes(uid: int, needle: str) -> list[str]:
@@ -141,8 +145,8 @@ def names(entries: list[dict]) -> list[str]:
 def test_ls_entries_have_the_contract_fields(api, home):
     api.upload(home, "a.txt", b"abc")
     api.mkdir(f"{home}/sub")
-    os.symlink("a.txt", f"{home}/link")
-    os.lchown(f"{home}/link", ALICE.pw_uid, ALICE.pw_gid)
+    os.symlink("a.txt", cluster_path(f"{home}/link"))
+    os.lchown(cluster_path(f"{home}/link"), ALICE.pw_uid, ALICE.pw_gid)
     entries = ok(api.get("/ls", targetPath=home), 200, "List of contents")
     assert names(entries) == ["a.txt", "link", "sub"]
     for entry in entries:
@@ -240,14 +244,14 @@ def test_ls_errors(api, home):
 
 def test_mkdir(api, home):
     ok(api.post("/mkdir", targetPath=f"{home}/new"), 201, "Success to mkdir file.", "")
-    assert os.path.isdir(f"{home}/new")
-    assert os.stat(f"{home}/new").st_uid == ALICE.pw_uid
+    assert os.path.isdir(cluster_path(f"{home}/new"))
+    assert os.stat(cluster_path(f"{home}/new")).st_uid == ALICE.pw_uid
 
 
 @pytest.mark.parametrize("p", ["", "true", "false"])  # §6: the field present at all means -p
 def test_mkdir_with_p_makes_parents_and_accepts_existing(api, home, p):
     ok(api.post("/mkdir", targetPath=f"{home}/a/b/c", p=p), 201, "Success to mkdir file.", "")
-    assert os.path.isdir(f"{home}/a/b/c")
+    assert os.path.isdir(cluster_path(f"{home}/a/b/c"))
     ok(api.post("/mkdir", targetPath=f"{home}/a/b", p=p), 201, "Success to mkdir file.", "")
 
 
@@ -256,7 +260,7 @@ def test_mkdir_errors(api, home):
     body = failed(api.post("/mkdir", targetPath=home), 400, "X-Exists")
     assert body["description"] == "Error on mkdir operation" and "File exists" in body["error"]
     failed(api.post("/mkdir", targetPath=f"{home}/no/parent"), 400, "X-Invalid-Path")
-    assert not os.path.exists(f"{home}/no")
+    assert not os.path.exists(cluster_path(f"{home}/no"))
     failed(api.post("/mkdir", targetPath=f"{home}/file/x"), 400, "X-Not-A-Directory")
     failed(api.post("/mkdir", targetPath="/home/bob/intruder"), 400, "X-Permission-Denied")
 
@@ -266,22 +270,22 @@ def test_mkdir_errors(api, home):
 def test_rename(api, home):
     api.upload(home, "old", b"content")
     ok(api.put("/rename", sourcePath=f"{home}/old", targetPath=f"{home}/new"), 200, "Success to rename file.", "")
-    assert not os.path.exists(f"{home}/old")
-    assert Path(f"{home}/new").read_bytes() == b"content"
+    assert not os.path.exists(cluster_path(f"{home}/old"))
+    assert cluster_path(f"{home}/new").read_bytes() == b"content"
 
 
 def test_rename_replaces_an_existing_file(api, home):
     api.upload(home, "a", b"A")
     api.upload(home, "b", b"B")
     ok(api.put("/rename", sourcePath=f"{home}/a", targetPath=f"{home}/b"), 200, "Success to rename file.", "")
-    assert os.listdir(home) == ["b"] and Path(f"{home}/b").read_bytes() == b"A"
+    assert os.listdir(cluster_path(home)) == ["b"] and cluster_path(f"{home}/b").read_bytes() == b"A"
 
 
 def test_rename_errors(api, home):
     failed(api.put("/rename", sourcePath=f"{home}/missing", targetPath=f"{home}/x"), 400, "X-Not-Found")
     api.upload(home, "f", b"")
     failed(api.put("/rename", sourcePath=f"{home}/f", targetPath="/home/bob/f"), 400, "X-Permission-Denied")
-    assert os.path.exists(f"{home}/f")
+    assert os.path.exists(cluster_path(f"{home}/f"))
 
 
 def test_copy_file_and_directory(api, home):
@@ -289,15 +293,15 @@ def test_copy_file_and_directory(api, home):
     api.upload(f"{home}/src", "a", b"A")
     api.upload(f"{home}/src/sub", "b", b"B")
     ok(api.post("/copy", sourcePath=f"{home}/src/a", targetPath=f"{home}/a2"), 201, "Success to copy file.", "")
-    assert Path(f"{home}/a2").read_bytes() == b"A" and Path(f"{home}/src/a").exists()
+    assert cluster_path(f"{home}/a2").read_bytes() == b"A" and cluster_path(f"{home}/src/a").exists()
     ok(api.post("/copy", sourcePath=f"{home}/src", targetPath=f"{home}/dst"), 201, "Success to copy file.", "")
-    assert Path(f"{home}/dst/sub/b").read_bytes() == b"B"
+    assert cluster_path(f"{home}/dst/sub/b").read_bytes() == b"B"
 
 
 def test_copy_errors(api, home):
     failed(api.post("/copy", sourcePath=f"{home}/missing", targetPath=f"{home}/x"), 400, "X-Not-Found")
     failed(api.post("/copy", sourcePath="/home/bob/.bashrc", targetPath=f"{home}/x"), 400, "X-Permission-Denied")
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 # --- chmod, chown ------------------------------------------------------------------------------------------------
@@ -307,20 +311,20 @@ def test_chmod(api, home):
     path = f"{home}/f"
     output = ok(api.put("/chmod", targetPath=path, mode="700"), 200, "Success to chmod file or directory.")
     assert output == f"mode of '{path}' changed from 0644 (rw-r--r--) to 0700 (rwx------)"
-    assert st.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert st.S_IMODE(os.stat(cluster_path(path)).st_mode) == 0o700
     ok(api.put("/chmod", targetPath=path, mode="go+r"), 200, "Success to chmod file or directory.")
-    assert st.S_IMODE(os.stat(path).st_mode) == 0o744
+    assert st.S_IMODE(os.stat(cluster_path(path)).st_mode) == 0o744
 
 
 def test_chmod_errors(api, home):
     api.upload(home, "f", b"")
     body = failed(api.put("/chmod", targetPath=f"{home}/f", mode="999"), 400, "X-Invalid-Mode")
     assert "invalid mode" in body["error"]
-    assert st.S_IMODE(os.stat(f"{home}/f").st_mode) == 0o644
+    assert st.S_IMODE(os.stat(cluster_path(f"{home}/f")).st_mode) == 0o644
     failed(api.put("/chmod", targetPath=f"{home}/missing", mode="700"), 400, "X-Invalid-Path")
     write_as(BOB, f"{home}/bobs", b"bob", 0o600)
     failed(api.put("/chmod", targetPath=f"{home}/bobs", mode="777"), 400, "X-Permission-Denied")
-    assert st.S_IMODE(os.stat(f"{home}/bobs").st_mode) == 0o600
+    assert st.S_IMODE(os.stat(cluster_path(f"{home}/bobs")).st_mode) == 0o600
 
 
 @pytest.mark.parametrize("who", [{"owner": "alice", "group": "alice"}, {"group": "alice"}, {"owner": "alice"}])
@@ -328,7 +332,8 @@ def test_chown_to_herself_and_her_group(api, home, who):
     api.upload(home, "f", b"")
     output = ok(api.put("/chown", targetPath=f"{home}/f", **who), 200, "Success to chown file or directory.")
     assert f"{home}/f" in output
-    assert (os.stat(f"{home}/f").st_uid, os.stat(f"{home}/f").st_gid) == (ALICE.pw_uid, ALICE.pw_gid)
+    owned = os.stat(cluster_path(f"{home}/f"))
+    assert (owned.st_uid, owned.st_gid) == (ALICE.pw_uid, ALICE.pw_gid)
 
 
 def test_chown_errors(api, home):
@@ -341,7 +346,7 @@ def test_chown_errors(api, home):
     failed(api.put("/chown", targetPath=f"{home}/missing", owner="alice"), 400, "X-Invalid-Path")
     failed(api.put("/chown", targetPath=path), 400, error="group or owner must be set")
     failed(api.put("/chown", targetPath=path, owner="", group=""), 400, error="group or owner must be set")
-    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (ALICE.pw_uid, ALICE.pw_gid)
+    assert (os.stat(cluster_path(path)).st_uid, os.stat(cluster_path(path)).st_gid) == (ALICE.pw_uid, ALICE.pw_gid)
 
 
 # --- file, stat, symlink -----------------------------------------------------------------------------------------
@@ -366,7 +371,7 @@ def test_stat(api, home):
     api.upload(home, "f", b"12345")
     output = ok(api.get("/stat", targetPath=f"{home}/f"), 200, "Success to stat file.")
     assert list(output) == STAT_KEYS and all(type(v) is int for v in output.values())
-    real = os.stat(f"{home}/f")
+    real = os.stat(cluster_path(f"{home}/f"))
     assert output["mode"] == real.st_mode and st.S_ISREG(output["mode"])
     assert (output["ino"], output["nlink"], output["size"]) == (real.st_ino, real.st_nlink, 5)
     assert (output["uid"], output["gid"]) == (ALICE.pw_uid, ALICE.pw_gid)
@@ -380,10 +385,10 @@ def test_stat_dereference_on_a_symlink(api, home):
     ok(api.post("/symlink", targetPath=f"{home}/target", linkPath=f"{home}/link"), 201,
        ("Success to symlink file.", "Success to link file."), "")
     link = ok(api.get("/stat", targetPath=f"{home}/link"), 200, "Success to stat file.")
-    assert st.S_ISLNK(link["mode"]) and link["ino"] == os.lstat(f"{home}/link").st_ino
+    assert st.S_ISLNK(link["mode"]) and link["ino"] == os.lstat(cluster_path(f"{home}/link")).st_ino
     followed = ok(api.get("/stat", targetPath=f"{home}/link", dereference="true"), 200, "Success to stat file.")
     assert st.S_ISREG(followed["mode"]) and followed["size"] == 10
-    assert followed["ino"] == os.stat(f"{home}/target").st_ino
+    assert followed["ino"] == os.stat(cluster_path(f"{home}/target")).st_ino
 
 
 def test_stat_errors(api, home):
@@ -391,12 +396,13 @@ def test_stat_errors(api, home):
     failed(api.get("/stat", targetPath="/home/bob/.bashrc"), 400, "X-Permission-Denied")
 
 
-def test_symlink(api, home):
+def test_symlink(site, api, home):
     api.upload(home, "target", b"T")
     response = api.post("/symlink", targetPath=f"{home}/target", linkPath=f"{home}/link")
     ok(response, 201, ("Success to symlink file.", "Success to link file."), "")
-    assert os.readlink(f"{home}/link") == f"{home}/target"
-    assert Path(f"{home}/link").read_bytes() == b"T"
+    assert os.readlink(cluster_path(f"{home}/link")) == f"{home}/target"
+    # followed where the link lives (its target is the cluster's path, not where this machine mounts it)
+    assert site.shell("alice", f"cat -- {shlex.quote(f'{home}/link')}", check=True).stdout == "T"
 
 
 def test_symlink_description_follows_the_contract(api, home):
@@ -548,15 +554,15 @@ def test_upload_then_download_it_back(api, home):
     data = os.urandom(300_000)
     response = api.post("/upload", files={"file": ("up.bin", data)}, targetPath=home)
     ok(response, 201, "File upload successful", "")
-    assert Path(f"{home}/up.bin").read_bytes() == data
-    assert os.stat(f"{home}/up.bin").st_uid == ALICE.pw_uid
+    assert cluster_path(f"{home}/up.bin").read_bytes() == data
+    assert os.stat(cluster_path(f"{home}/up.bin")).st_uid == ALICE.pw_uid
     back = api.get("/download", sourcePath=f"{home}/up.bin")
     assert back.status_code == 200 and back.content == data
 
 
 def test_upload_an_empty_file(api, home):
     ok(api.post("/upload", files={"file": ("empty.txt", b"")}, targetPath=home), 201, "File upload successful", "")
-    assert Path(f"{home}/empty.txt").read_bytes() == b""
+    assert cluster_path(f"{home}/empty.txt").read_bytes() == b""
     back = api.get("/download", sourcePath=f"{home}/empty.txt")
     assert back.status_code == 200 and back.content == b""
 
@@ -564,7 +570,7 @@ def test_upload_an_empty_file(api, home):
 def test_upload_replaces_an_existing_file(api, home):
     api.upload(home, "f", b"a much longer first version\n")
     api.upload(home, "f", b"short\n")
-    assert Path(f"{home}/f").read_bytes() == b"short\n"
+    assert cluster_path(f"{home}/f").read_bytes() == b"short\n"
 
 
 def test_upload_seed_alias(api, home):
@@ -572,14 +578,14 @@ def test_upload_seed_alias(api, home):
     response = api.request("POST", f"/{MACHINE}/upload", data={"targetPath": home},
                            files={"file": ("seed.txt", b"seed")}, machine=None)
     ok(response, 201, "File upload successful", "")
-    assert Path(f"{home}/seed.txt").read_bytes() == b"seed"
+    assert cluster_path(f"{home}/seed.txt").read_bytes() == b"seed"
 
 
 def test_upload_over_the_size_limit_is_413(api, home):
     response = api.post("/upload", files={"file": ("big", b"\0" * (6 * 1024 * 1024))}, targetPath=home, timeout=60)
     assert response.status_code == 413
     assert response.json() == {"description": f"Failed to upload file. The file is over {LIMIT} bytes"}
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 def test_upload_errors(api, home):
@@ -589,7 +595,7 @@ def test_upload_errors(api, home):
     failed(api.post("/upload", files=dict(send), targetPath=f"{home}/file"), 400, "X-Not-A-Directory")
     failed(api.post("/upload", files=dict(send), targetPath="/home/bob"), 400, "X-Permission-Denied")
     failed(api.post("/upload", targetPath=home), 400)  # no file part at all
-    assert os.listdir(home) == ["file"]
+    assert os.listdir(cluster_path(home)) == ["file"]
 
 
 # --- rm --------------------------------------------------------------------------------------------------------
@@ -600,7 +606,7 @@ def test_rm(api, home):
     api.upload(home, "g", b"")
     response = api.delete("/rm", targetPath=f"{home}/dir")
     assert response.status_code == 204 and response.content == b""
-    assert os.listdir(home) == ["g"]
+    assert os.listdir(cluster_path(home)) == ["g"]
     assert api.delete("/rm", targetPath=f"{home}/g").status_code == 204
     failed(api.get("/ls", targetPath=f"{home}/g"), 400, "X-Invalid-Path")
 
@@ -611,7 +617,7 @@ def test_rm_errors(api, home):
     # the contract reads targetPath from the form body of the DELETE, not from the query string
     response = api.request("DELETE", "/rm", params={"targetPath": home})
     failed(response, 400, error="'targetPath' not specified")
-    assert os.path.isdir(home)
+    assert os.path.isdir(cluster_path(home))
 
 
 # --- compress, extract -------------------------------------------------------------------------------------------
@@ -622,28 +628,28 @@ def test_compress_then_extract_tar_gz(api, home):
     api.upload(f"{home}/src/sub", "b.bin", bytes(range(256)))
     response = api.post("/compress", sourcePath=f"{home}/src", targetPath=f"{home}/src.tar.gz")
     ok(response, 201, "Success to compress file.", "")
-    with tarfile.open(f"{home}/src.tar.gz") as archive:
+    with tarfile.open(cluster_path(f"{home}/src.tar.gz")) as archive:
         assert sorted(archive.getnames()) == ["src", "src/a.txt", "src/sub", "src/sub/b.bin"]
     api.mkdir(f"{home}/out")
     response = api.post("/extract", sourcePath=f"{home}/src.tar.gz", targetPath=f"{home}/out")
     ok(response, 201, "Success to extract file.", "")
-    assert Path(f"{home}/out/src/a.txt").read_bytes() == b"A\n"
-    assert Path(f"{home}/out/src/sub/b.bin").read_bytes() == bytes(range(256))
-    assert os.stat(f"{home}/out/src/a.txt").st_uid == ALICE.pw_uid
+    assert cluster_path(f"{home}/out/src/a.txt").read_bytes() == b"A\n"
+    assert cluster_path(f"{home}/out/src/sub/b.bin").read_bytes() == bytes(range(256))
+    assert os.stat(cluster_path(f"{home}/out/src/a.txt")).st_uid == ALICE.pw_uid
 
 
 def test_compress_dereference(api, home):
     api.mkdir(f"{home}/real")
     api.upload(f"{home}/real", "f", b"F")
-    os.symlink(f"{home}/real", f"{home}/link")
-    os.lchown(f"{home}/link", ALICE.pw_uid, ALICE.pw_gid)
+    os.symlink(f"{home}/real", cluster_path(f"{home}/link"))
+    os.lchown(cluster_path(f"{home}/link"), ALICE.pw_uid, ALICE.pw_gid)
     ok(api.post("/compress", sourcePath=f"{home}/link", targetPath=f"{home}/kept.tgz"), 201,
        "Success to compress file.", "")
-    with tarfile.open(f"{home}/kept.tgz") as archive:
+    with tarfile.open(cluster_path(f"{home}/kept.tgz")) as archive:
         assert [(m.name, m.issym()) for m in archive.getmembers()] == [("link", True)]
     ok(api.post("/compress", sourcePath=f"{home}/link", targetPath=f"{home}/followed.tgz", dereference="true"),
        201, "Success to compress file.", "")
-    with tarfile.open(f"{home}/followed.tgz") as archive:
+    with tarfile.open(cluster_path(f"{home}/followed.tgz")) as archive:
         assert sorted(archive.getnames()) == ["link", "link/f"]
 
 
@@ -663,8 +669,8 @@ def test_extract_zip(api, home, name, kind):
     api.mkdir(f"{home}/out")
     form = {"sourcePath": f"{home}/{name}", "targetPath": f"{home}/out"} | ({"type": kind} if kind else {})
     ok(api.post("/extract", **form), 201, "Success to extract file.", "")
-    assert Path(f"{home}/out/z/one.txt").read_bytes() == b"one\n"
-    assert Path(f"{home}/out/two.txt").read_bytes() == b"two\n"
+    assert cluster_path(f"{home}/out/z/one.txt").read_bytes() == b"one\n"
+    assert cluster_path(f"{home}/out/two.txt").read_bytes() == b"two\n"
 
 
 def test_compress_and_extract_errors(api, home):
@@ -723,13 +729,13 @@ def test_missing_parameter(api, home, name, param):
         assert body["error"] in ("'targetPath' not specified", "'sourcePath' not specified")
     else:
         assert body["error"] == f"'{param}' not specified"
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 @pytest.mark.parametrize(("name", "param"), REQUIRED, ids=[f"{n}-{p}" for n, p in REQUIRED])
 def test_empty_parameter(api, home, name, param):
     assert failed(call(api, name, home, empty=param), 400)["error"] == f"'{param}' is empty"
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 @pytest.mark.parametrize("name", list(ENDPOINTS))
@@ -738,7 +744,7 @@ def test_unknown_machine(api, home, name):
     body = failed(response, 400, "X-Machine-Does-Not-Exist", "Machine does not exist")
     assert response.headers["X-Machine-Does-Not-Exist"] == "Machine does not exist"
     assert body["description"].startswith("Error on ")
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 @pytest.mark.parametrize("name", list(ENDPOINTS))
@@ -746,24 +752,24 @@ def test_missing_machine_header(api, home, name):
     response = call(api, name, home, machine=None)
     assert response.status_code == 400
     assert response.json() == {"description": "No machine name given"}
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 # --- permission denied on bob's files --------------------------------------------------------------------------
 
-BOB_FILE = "/home/bob/.bashrc"
-ON_BOBS = {
+BOB_FILE = "/home/bob/.bashrc"  # denied whether or not it exists: /home/bob is bob's alone (0700)
+ON_BOBS = {  # "{b}": a file of bob's in his home, with content to look for in the answers
     "ls": ("GET", "/ls", {"targetPath": "/home/bob"}),
-    "view": ("GET", "/view", {"targetPath": BOB_FILE}),
-    "head": ("GET", "/head", {"targetPath": BOB_FILE}),
-    "tail": ("GET", "/tail", {"targetPath": BOB_FILE}),
-    "checksum": ("GET", "/checksum", {"targetPath": BOB_FILE}),
-    "download": ("GET", "/download", {"sourcePath": BOB_FILE}),
-    "stat": ("GET", "/stat", {"targetPath": BOB_FILE}),
-    "file": ("GET", "/file", {"targetPath": BOB_FILE}),
-    "rm": ("DELETE", "/rm", {"targetPath": BOB_FILE}),
-    "rename": ("PUT", "/rename", {"sourcePath": BOB_FILE, "targetPath": "{d}/stolen"}),
-    "copy": ("POST", "/copy", {"sourcePath": BOB_FILE, "targetPath": "{d}/stolen"}),
+    "view": ("GET", "/view", {"targetPath": "{b}"}),
+    "head": ("GET", "/head", {"targetPath": "{b}"}),
+    "tail": ("GET", "/tail", {"targetPath": "{b}"}),
+    "checksum": ("GET", "/checksum", {"targetPath": "{b}"}),
+    "download": ("GET", "/download", {"sourcePath": "{b}"}),
+    "stat": ("GET", "/stat", {"targetPath": "{b}"}),
+    "file": ("GET", "/file", {"targetPath": "{b}"}),
+    "rm": ("DELETE", "/rm", {"targetPath": "{b}"}),
+    "rename": ("PUT", "/rename", {"sourcePath": "{b}", "targetPath": "{d}/stolen"}),
+    "copy": ("POST", "/copy", {"sourcePath": "{b}", "targetPath": "{d}/stolen"}),
     "mkdir": ("POST", "/mkdir", {"targetPath": "/home/bob/intruder"}),
     "symlink": ("POST", "/symlink", {"targetPath": "{d}", "linkPath": "/home/bob/intruder"}),
     "compress": ("POST", "/compress", {"sourcePath": "/home/bob", "targetPath": "{d}/bob.tgz"}),
@@ -774,20 +780,25 @@ ON_BOBS = {
 
 
 @pytest.mark.parametrize("name", list(ON_BOBS))
-def test_permission_denied_on_bobs_files(api, home, name):
+def test_permission_denied_on_bobs_files(api, home, bob_dir, name):
+    bobs_own = bob_dir / "notes.txt"  # not a skeleton file: the compose site's homes have none
+    notes = b"bob's own notes, private to bob: 41d8e2\n" * 4
+    write_as(BOB, str(bobs_own), notes)
     write_as(BOB, f"{home}/bobs", b"bob's secret\n", 0o600)
     api.upload(home, "a.txt", b"a")
     api.post("/compress", sourcePath=f"{home}/a.txt", targetPath=f"{home}/a.tgz")
-    before = sorted(os.listdir("/home/bob"))
+    before = sorted(os.listdir(cluster_path("/home/bob")))
     method, route, template = ON_BOBS[name]
-    values = {k: v.format(d=home) for k, v in template.items()}
+    values = {k: v.format(d=home, b=str(bobs_own)) for k, v in template.items()}
     response = api.request(method, route, **({"params": values} if method == "GET" else {"data": values}))
     failed(response, 400, "X-Permission-Denied")
     # nothing of bob's leaks
-    assert Path(BOB_FILE).read_text()[:40] not in response.text and "secret" not in response.text
-    assert sorted(os.listdir("/home/bob")) == before
-    assert not os.path.exists(f"{home}/stolen")
-    assert os.stat(f"{home}/bobs").st_uid == BOB.pw_uid and st.S_IMODE(os.stat(f"{home}/bobs").st_mode) == 0o600
+    assert bobs_own.read_text()[:40] not in response.text and "secret" not in response.text
+    assert sorted(os.listdir(cluster_path("/home/bob"))) == before
+    assert not os.path.exists(cluster_path(f"{home}/stolen"))
+    bobs = os.stat(cluster_path(f"{home}/bobs"))
+    assert bobs.st_uid == BOB.pw_uid and st.S_IMODE(bobs.st_mode) == 0o600
+    assert bobs_own.read_bytes() == notes and bobs_own.stat().st_uid == BOB.pw_uid
 
 
 # --- timeouts and size limits ------------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ import io
 import os
 import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 import test_utilities
+from cluster_paths import cluster_path
 from test_utilities import ALICE, Api, failed, ok, write_as
 
 UTILITIES_WORKERS = 2  # deploy/local/stack/components/services.py
@@ -94,11 +94,11 @@ def test_extract_takes_compound_extensions(api, home, extension, mode, field):
         info.size = 6
         tar.addfile(info, io.BytesIO(b"inside"))
     write_as(ALICE, f"{home}/archive.bin", buffer.getvalue())  # the name says nothing: the extension decides
-    os.mkdir(f"{home}/out")
-    os.chown(f"{home}/out", ALICE.pw_uid, ALICE.pw_gid)
+    os.mkdir(cluster_path(f"{home}/out"))
+    os.chown(cluster_path(f"{home}/out"), ALICE.pw_uid, ALICE.pw_gid)
     ok(api.post("/extract", sourcePath=f"{home}/archive.bin", targetPath=f"{home}/out", **{field: extension}),
        201, "Success to extract file.", "")
-    assert Path(f"{home}/out/inside.txt").read_bytes() == b"inside"
+    assert cluster_path(f"{home}/out/inside.txt").read_bytes() == b"inside"
 
 
 @pytest.mark.parametrize("extension", ["$(id)", "--tar.gz", "tar.gz; id", ".rar", "tar.gz.exe", "²"])

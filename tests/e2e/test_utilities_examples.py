@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from cluster_paths import cluster_path
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "docs/examples/utilities.sh"
 
@@ -34,7 +36,7 @@ def test_utilities_example_runs(site, tmp_path):
     assert said["rm"] == "HTTP 204"
     assert said["after rm"].lower().startswith("x-invalid-path:")
     # nothing left behind: not on the cluster, not in the local temp directory
-    assert not os.path.lexists(directory)
+    assert not os.path.lexists(cluster_path(directory))
     assert os.listdir(tmp_path) == []
 
 
@@ -50,5 +52,5 @@ def test_utilities_example_cleans_up_when_a_step_fails(site, tmp_path):
     assert result.returncode != 0
     [working] = [line for line in result.stdout.splitlines() if line.startswith("working in ")]
     assert "checksum" in result.stdout and "download: identical" not in result.stdout
-    assert not os.path.lexists(working.removeprefix("working in "))
+    assert not os.path.lexists(cluster_path(working.removeprefix("working in ")))
     assert os.listdir(scratch) == []

@@ -10,12 +10,14 @@ checks that the login node's audit log has its commands, all run as the caller.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pwd
 import shlex
 import shutil
 import stat as st
+import subprocess
 import tarfile
 import time
 import urllib.parse
@@ -27,9 +29,11 @@ from pathlib import Path
 import gateway_client
 import pytest
 import requests
+from cluster_paths import cluster_path
 from werkzeug.http import parse_options_header
 
 MACHINE = "cluster"
+PODMAN = Path(__file__).resolve().parents[2] / "deploy" / "docker" / "podman"
 ALICE = pwd.getpwnam("alice")
 BOB = pwd.getpwnam("bob")
 
@@ -151,36 +155,65 @@ def home(api) -> Iterator[str]:
     assert api.post("/mkdir", targetPath=path).status_code == 201
     yield path
     removed = api.delete("/rm", targetPath=path)
-    if os.path.lexists(path):
-        shutil.rmtree(path)
+    if os.path.lexists(local := cluster_path(path)):
+        shutil.rmtree(local)
     assert removed.status_code == 204, removed.text
 
 
+@functools.cache
+def container_pid(container: str) -> int:
+    inspected = subprocess.run([str(PODMAN), "inspect", "--format", "{{.State.Pid}}", container],
+                               capture_output=True, text=True, check=True)
+    return int(inspected.stdout)
+
+
+def roots(site) -> list[str]:
+    """Where this machine sees the root filesystem of the login node (commands run there as the caller) and of the
+    utilities service: on the native site both are this machine's; on the compose site each container's, through
+    /proc (a restarted container fails here rather than passing unseen)."""
+    if not site.compose:
+        return [""]
+    found = []
+    for container in (site.env["FIRECREST_LOGIN_CONTAINER"], f"{site.env['FIRECREST_COMPOSE_PROJECT']}_utilities_1"):
+        root = f"/proc/{container_pid(container)}/root"
+        assert os.path.isdir(f"{root}/tmp"), f"{container} is not running as pid {container_pid(container)}"
+        found.append(root)
+    return found
+
+
+def on_the_site(site, paths: list[str]) -> list[str]:
+    """Which of `paths` (outside the shared /home and /scratch: /tmp, /) exist, even as a dangling link, where an
+    injected command could have run."""
+    return [f"{root or '/'}:{path}" for root in roots(site) for path in paths if os.path.lexists(root + path)]
+
+
 class Canary:
-    def __init__(self) -> None:
+    def __init__(self, site) -> None:
+        self.site = site
         self.name = f"canary-{uuid.uuid4().hex[:12]}"
 
     def fill(self, template: str) -> str:
         return template.format(c=self.name)
 
     def assert_absent(self) -> None:
-        for place in ("/tmp", "/home/alice", "/"):
-            assert not os.path.lexists(os.path.join(place, self.name)), f"injected: {place}/{self.name}"
-        for root, dirs, files in os.walk("/home/alice"):
+        assert not os.path.lexists(cluster_path(f"/home/alice/{self.name}")), f"injected: /home/alice/{self.name}"
+        assert on_the_site(self.site, [f"/tmp/{self.name}", f"/{self.name}"]) == [], f"injected: {self.name}"
+        for root, dirs, files in os.walk(cluster_path("/home/alice")):
             assert self.name not in dirs + files, f"injected: {root}/{self.name}"
 
 
 @pytest.fixture
-def canary() -> Iterator[Canary]:
-    c = Canary()
+def canary(site) -> Iterator[Canary]:
+    c = Canary(site)
     yield c
     c.assert_absent()
 
 
 def write_as(user: pwd.struct_passwd, path: str, data: bytes, mode: int = 0o644) -> None:
-    Path(path).write_bytes(data)
-    os.chown(path, user.pw_uid, user.pw_gid)
-    os.chmod(path, mode)
+    local = cluster_path(path)
+    local.write_bytes(data)
+    os.chown(local, user.pw_uid, user.pw_gid)
+    os.chmod(local, mode)
 
 
 def ok(response: requests.Response, status: int) -> object:
@@ -211,14 +244,14 @@ def test_mkdir_ls_stat_rm_take_a_hostile_name_literally(api, home, canary, templ
     name = canary.fill(template)
     path = f"{home}/{name}"
     assert ok(api.post("/mkdir", targetPath=path), 201) == ""
-    assert os.listdir(home) == [name] and os.path.isdir(path)
+    assert os.listdir(cluster_path(home)) == [name] and os.path.isdir(cluster_path(path))
     assert listed(api, home) == [name]
     assert ok(api.get("/ls", targetPath=path), 200) == []
     assert st.S_ISDIR(ok(api.get("/stat", targetPath=path), 200)["mode"])
     refused(api.post("/mkdir", targetPath=path), 400, "X-Exists")
     response = api.delete("/rm", targetPath=path)
     assert response.status_code == 204, response.text
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
     canary.assert_absent()
 
 
@@ -232,17 +265,22 @@ def deep_path(home: str, length: int) -> str:
 def test_the_longest_name_is_taken_and_a_longer_one_refused(api, home):
     name = "n" * 255  # NAME_MAX
     assert ok(api.post("/mkdir", targetPath=f"{home}/{name}"), 201) == ""
-    assert os.listdir(home) == [name]
+    assert os.listdir(cluster_path(home)) == [name]
     body = refused(api.post("/mkdir", targetPath=f"{home}/{'m' * 256}"), 400)
     assert "File name too long" in body["error"]
-    assert os.listdir(home) == [name]
+    assert os.listdir(cluster_path(home)) == [name]
 
 
 def test_a_4_kb_path_is_a_path_like_any_other(api, home):
     """4095 characters (PATH_MAX less its NUL) in a form field (mkdir) and in a query string (ls, stat)."""
     deep = deep_path(home, 4095)
     assert ok(api.post("/mkdir", targetPath=deep, p=""), 201) == ""
-    assert os.path.isdir(deep)
+    # relative to the test directory: where the compose site's volume is mounted here, the whole path is too long
+    local = os.open(cluster_path(home), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert st.S_ISDIR(os.stat(deep.removeprefix(f"{home}/"), dir_fd=local).st_mode)
+    finally:
+        os.close(local)
     assert ok(api.get("/ls", targetPath=deep), 200) == []
     assert st.S_ISDIR(ok(api.get("/stat", targetPath=deep), 200)["mode"])
 
@@ -254,7 +292,7 @@ def test_a_path_over_4096_characters_is_a_json_400(api, home, method):
     response = api.post("/mkdir", targetPath=value, p="") if method == "POST" else api.get("/ls", targetPath=value)
     body = refused(response, 400)
     assert "'targetPath'" in body["error"]
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 @pytest.mark.parametrize(
@@ -273,7 +311,7 @@ def test_values_over_4096_characters_are_refused(api, home, method, route, form)
     values = {k: v.format(home=home, long="/" + "x" * 4096) for k, v in form.items()}
     response = api.request(method, route, **({"params": values} if method == "GET" else {"data": values}))
     refused(response, 400)
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
 
 
 # --- control characters ------------------------------------------------------------------------------------------
@@ -306,7 +344,7 @@ def test_control_characters_are_refused(api, home, canary, method, route, param,
     response = api.request(method, route, **({"params": values} if method == "GET" else {"data": values}))
     body = refused(response, 400)
     assert body["error"] == f"'{param}' has invalid char"
-    assert os.listdir(home) == ["f"]
+    assert os.listdir(cluster_path(home)) == ["f"]
     canary.assert_absent()
 
 
@@ -329,24 +367,24 @@ DASHED = ["-rf", "--help", "--version", "-rf.tar.gz", "--link"]
 def dashed(api) -> Iterator[None]:
     """Values that begin with "-" are relative paths in alice's home; whatever a test leaves is removed."""
     for name in DASHED:
-        assert not os.path.lexists(f"/home/alice/{name}"), f"/home/alice/{name} is in the way"
+        assert not os.path.lexists(cluster_path(f"/home/alice/{name}")), f"/home/alice/{name} is in the way"
     yield
     for name in DASHED:
         path = f"/home/alice/{name}"
-        if os.path.lexists(path):
+        if os.path.lexists(cluster_path(path)):
             api.delete("/rm", targetPath=name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.unlink(path)
+        if os.path.isdir(cluster_path(path)) and not os.path.islink(cluster_path(path)):
+            shutil.rmtree(cluster_path(path))
+        elif os.path.lexists(cluster_path(path)):
+            os.unlink(cluster_path(path))
 
 
 def test_leading_dash_values_are_operands_not_options(api, dashed):
     assert ok(api.post("/mkdir", targetPath="-rf"), 201) == ""
-    assert os.path.isdir("/home/alice/-rf")
+    assert os.path.isdir(cluster_path("/home/alice/-rf"))
     response = api.upload_as("-rf", "--help", b"not an option\n")
     assert response.status_code == 201, response.text
-    assert Path("/home/alice/-rf/--help").read_bytes() == b"not an option\n"
+    assert cluster_path("/home/alice/-rf/--help").read_bytes() == b"not an option\n"
     assert listed(api, "-rf") == ["--help"]
     assert ok(api.get("/view", targetPath="-rf/--help"), 200) == "not an option\n"
     assert ok(api.get("/head", targetPath="-rf/--help", lines="1"), 200) == "not an option\n"
@@ -357,7 +395,7 @@ def test_leading_dash_values_are_operands_not_options(api, dashed):
     download = api.get("/download", sourcePath="-rf/--help")
     assert download.status_code == 200 and download.content == b"not an option\n"
     ok(api.put("/chmod", targetPath="-rf", mode="700"), 200)
-    assert st.S_IMODE(os.stat("/home/alice/-rf").st_mode) == 0o700
+    assert st.S_IMODE(os.stat(cluster_path("/home/alice/-rf")).st_mode) == 0o700
     ok(api.put("/chown", targetPath="-rf", group="alice"), 200)
 
 
@@ -365,20 +403,21 @@ def test_leading_dash_values_copy_rename_link_compress_extract_rm(api, dashed):
     assert ok(api.post("/mkdir", targetPath="-rf"), 201) == ""
     assert api.upload_as("-rf", "--help", b"x").status_code == 201
     ok(api.post("/copy", sourcePath="-rf", targetPath="--help"), 201)
-    assert Path("/home/alice/--help/--help").read_bytes() == b"x"
+    assert cluster_path("/home/alice/--help/--help").read_bytes() == b"x"
     ok(api.put("/rename", sourcePath="--help", targetPath="--version"), 200)
-    assert not os.path.lexists("/home/alice/--help") and os.path.isdir("/home/alice/--version")
+    assert not os.path.lexists(cluster_path("/home/alice/--help"))
+    assert os.path.isdir(cluster_path("/home/alice/--version"))
     ok(api.post("/symlink", targetPath="-rf", linkPath="--link"), 201)
-    assert os.readlink("/home/alice/--link") == "-rf"
+    assert os.readlink(cluster_path("/home/alice/--link")) == "-rf"
     ok(api.post("/compress", sourcePath="-rf", targetPath="-rf.tar.gz"), 201)
-    with tarfile.open("/home/alice/-rf.tar.gz") as archive:
+    with tarfile.open(cluster_path("/home/alice/-rf.tar.gz")) as archive:
         assert sorted(archive.getnames()) == ["-rf", "-rf/--help"]
     ok(api.post("/extract", sourcePath="-rf.tar.gz", targetPath="--version"), 201)
-    assert Path("/home/alice/--version/-rf/--help").read_bytes() == b"x"
+    assert cluster_path("/home/alice/--version/-rf/--help").read_bytes() == b"x"
     for name in ("--link", "-rf.tar.gz", "--version", "-rf"):
         response = api.delete("/rm", targetPath=name)
         assert response.status_code == 204, response.text
-        assert not os.path.lexists(f"/home/alice/{name}")
+        assert not os.path.lexists(cluster_path(f"/home/alice/{name}"))
 
 
 @pytest.mark.parametrize("mode", ["-w", "-x", "-rwx"])
@@ -387,7 +426,7 @@ def test_a_mode_with_a_leading_dash_is_a_mode(api, home, mode):
     write_as(ALICE, f"{home}/f", b"", 0o777 & ~0o022)
     ok(api.put("/chmod", targetPath=f"{home}/f", mode=mode), 200)
     expected = {"-w": 0o555, "-x": 0o644, "-rwx": 0o000}[mode]
-    assert st.S_IMODE(os.stat(f"{home}/f").st_mode) == expected
+    assert st.S_IMODE(os.stat(cluster_path(f"{home}/f")).st_mode) == expected
 
 
 # --- upload file names ---------------------------------------------------------------------------------------------
@@ -397,8 +436,8 @@ def test_upload_hostile_file_name_is_literal(api, home, canary, template):
     name = canary.fill(template)
     response = api.upload_as(home, name, b"payload\n")
     assert ok(response, 201) == ""
-    assert os.listdir(home) == [name]
-    assert Path(home, name).read_bytes() == b"payload\n"
+    assert os.listdir(cluster_path(home)) == [name]
+    assert (cluster_path(home) / name).read_bytes() == b"payload\n"
     back = api.get("/download", sourcePath=f"{home}/{name}")
     assert back.status_code == 200 and back.content == b"payload\n"
     canary.assert_absent()
@@ -426,18 +465,18 @@ def test_download_attachment_is_named_after_the_file(api, home, name):
 def test_upload_hostile_file_name_as_requests_sends_it(api, home, name):
     """The same through a plain `requests` multipart (what pyfirecrest sends)."""
     ok(api.post("/upload", files={"file": (name, b"p")}, targetPath=home), 201)
-    assert os.listdir(home) == [name]
+    assert os.listdir(cluster_path(home)) == [name]
 
 
 @pytest.mark.parametrize("name", ["../x", "..", ".", "a/b", "/x", "sub/../x", "x" * 256]
                          + [f"a{c}b" for c in CONTROL], ids=ident)
-def test_upload_refuses_file_names_that_are_not_one_name(api, home, name):
-    os.mkdir(f"{home}/sub")
-    os.chown(f"{home}/sub", ALICE.pw_uid, ALICE.pw_gid)
-    before = sorted(os.listdir("/home/alice"))
+def test_upload_refuses_file_names_that_are_not_one_name(site, api, home, name):
+    os.mkdir(cluster_path(f"{home}/sub"))
+    os.chown(cluster_path(f"{home}/sub"), ALICE.pw_uid, ALICE.pw_gid)
+    before = sorted(os.listdir(cluster_path("/home/alice")))
     refused(api.upload_as(f"{home}/sub", name, b"x"), 400)
-    assert os.listdir(f"{home}/sub") == [] and os.listdir(home) == ["sub"]
-    assert sorted(os.listdir("/home/alice")) == before and not os.path.exists("/x")
+    assert os.listdir(cluster_path(f"{home}/sub")) == [] and os.listdir(cluster_path(home)) == ["sub"]
+    assert sorted(os.listdir(cluster_path("/home/alice"))) == before and on_the_site(site, ["/x"]) == []
 
 
 @pytest.mark.parametrize("template", HOSTILE[:16], ids=ident)
@@ -445,14 +484,14 @@ def test_upload_into_a_hostile_directory(api, home, canary, template):
     directory = f"{home}/{canary.fill(template)}"
     ok(api.post("/mkdir", targetPath=directory), 201)
     ok(api.post("/upload", files={"file": ("f.txt", b"in")}, targetPath=directory), 201)
-    assert Path(directory, "f.txt").read_bytes() == b"in"
+    assert (cluster_path(directory) / "f.txt").read_bytes() == b"in"
     canary.assert_absent()
 
 
 def test_upload_target_with_dot_dot_is_a_plain_path(api, home):
     ok(api.post("/mkdir", targetPath=f"{home}/sub"), 201)
     ok(api.post("/upload", files={"file": ("f.txt", b"up")}, targetPath=f"{home}/sub/.."), 201)
-    assert sorted(os.listdir(home)) == ["f.txt", "sub"]
+    assert sorted(os.listdir(cluster_path(home))) == ["f.txt", "sub"]
 
 
 # --- rename, copy, symlink ---------------------------------------------------------------------------------------
@@ -462,12 +501,12 @@ def test_rename_and_copy_with_hostile_names(api, home, canary, template):
     name = canary.fill(template)
     write_as(ALICE, f"{home}/plain", b"content")
     ok(api.put("/rename", sourcePath=f"{home}/plain", targetPath=f"{home}/{name}"), 200)
-    assert os.listdir(home) == [name]
+    assert os.listdir(cluster_path(home)) == [name]
     ok(api.post("/copy", sourcePath=f"{home}/{name}", targetPath=f"{home}/{name}.copy"), 201)
-    assert sorted(os.listdir(home)) == sorted([name, f"{name}.copy"])
-    assert Path(home, f"{name}.copy").read_bytes() == b"content"
+    assert sorted(os.listdir(cluster_path(home))) == sorted([name, f"{name}.copy"])
+    assert (cluster_path(home) / f"{name}.copy").read_bytes() == b"content"
     ok(api.put("/rename", sourcePath=f"{home}/{name}.copy", targetPath=f"{home}/back"), 200)
-    assert sorted(os.listdir(home)) == sorted([name, "back"])
+    assert sorted(os.listdir(cluster_path(home))) == sorted([name, "back"])
     canary.assert_absent()
 
 
@@ -475,8 +514,8 @@ def test_rename_and_copy_with_hostile_names(api, home, canary, template):
 def test_symlink_with_a_hostile_target_and_link_name(api, home, canary, template):
     text = canary.fill(template)
     ok(api.post("/symlink", targetPath=text, linkPath=f"{home}/{text}"), 201)
-    assert os.listdir(home) == [text]
-    assert os.readlink(f"{home}/{text}") == text  # the link's target is the text itself, never evaluated
+    assert os.listdir(cluster_path(home)) == [text]
+    assert os.readlink(cluster_path(f"{home}/{text}")) == text  # the link's target is the text itself, never evaluated
     [entry] = ok(api.get("/ls", targetPath=home, showhidden="true"), 200)
     assert (entry["name"], entry["type"], entry["link_target"]) == (text, "l", text)
     canary.assert_absent()
@@ -492,14 +531,14 @@ def test_symlink_with_a_hostile_target_and_link_name(api, home, canary, template
 )
 def test_chmod_hostile_mode_is_an_invalid_mode(api, home, canary, template):
     write_as(ALICE, f"{home}/f", b"")
-    os.mkdir(f"{home}/d")
-    os.chown(f"{home}/d", ALICE.pw_uid, ALICE.pw_gid)
+    os.mkdir(cluster_path(f"{home}/d"))
+    os.chown(cluster_path(f"{home}/d"), ALICE.pw_uid, ALICE.pw_gid)
     response = api.put("/chmod", targetPath=f"{home}/f", mode=canary.fill(template))
     body = refused(response, 400, "X-Invalid-Mode")
     assert "invalid mode" in body["error"]
-    assert st.S_IMODE(os.stat(f"{home}/f").st_mode) == 0o644
-    assert st.S_IMODE(os.stat(f"{home}/d").st_mode) == 0o755
-    assert st.S_IMODE(os.stat("/home/alice").st_mode) == 0o700
+    assert st.S_IMODE(os.stat(cluster_path(f"{home}/f")).st_mode) == 0o644
+    assert st.S_IMODE(os.stat(cluster_path(f"{home}/d")).st_mode) == 0o755
+    assert st.S_IMODE(os.stat(cluster_path("/home/alice")).st_mode) == 0o700
     canary.assert_absent()
 
 
@@ -508,7 +547,7 @@ def test_chmod_and_chown_on_a_hostile_path(api, home, canary, template):
     name = canary.fill(template)
     write_as(ALICE, f"{home}/{name}", b"")
     ok(api.put("/chmod", targetPath=f"{home}/{name}", mode="600"), 200)
-    assert st.S_IMODE(os.stat(f"{home}/{name}").st_mode) == 0o600
+    assert st.S_IMODE(os.stat(cluster_path(f"{home}/{name}")).st_mode) == 0o600
     ok(api.put("/chown", targetPath=f"{home}/{name}", owner="alice", group="alice"), 200)
     canary.assert_absent()
 
@@ -525,7 +564,8 @@ def test_chown_hostile_owner_or_group_is_refused(api, home, canary, field, templ
     response = api.put("/chown", targetPath=f"{home}/f", **{field: canary.fill(template)})
     assert response.status_code == 400, response.text
     assert any(h in response.headers for h in ("X-Invalid-Owner", "X-Invalid-Group", "X-Permission-Denied"))
-    assert (os.stat(f"{home}/f").st_uid, os.stat(f"{home}/f").st_gid) == (ALICE.pw_uid, ALICE.pw_gid)
+    owned = os.stat(cluster_path(f"{home}/f"))
+    assert (owned.st_uid, owned.st_gid) == (ALICE.pw_uid, ALICE.pw_gid)
     canary.assert_absent()
 
 
@@ -592,19 +632,19 @@ def test_rm_takes_its_value_literally(api, home):
     for name in ("a", "b", "*", "a b"):
         write_as(ALICE, f"{home}/{name}", b"")
     assert api.delete("/rm", targetPath=f"{home}/*").status_code == 204
-    assert sorted(os.listdir(home)) == ["a", "a b", "b"]
+    assert sorted(os.listdir(cluster_path(home))) == ["a", "a b", "b"]
     assert api.delete("/rm", targetPath=f"{home}/a b").status_code == 204
-    assert sorted(os.listdir(home)) == ["a", "b"]
+    assert sorted(os.listdir(cluster_path(home))) == ["a", "b"]
     refused(api.delete("/rm", targetPath=f"{home}/a b"), 400, "X-Invalid-Path")
     refused(api.delete("/rm", targetPath=f"{home}/?"), 400, "X-Invalid-Path")
-    assert sorted(os.listdir(home)) == ["a", "b"]
+    assert sorted(os.listdir(cluster_path(home))) == ["a", "b"]
 
 
 @pytest.mark.parametrize("suffix", ["/..", "/.", "/../."])
 def test_rm_refuses_dot_and_dot_dot(api, home, suffix):
     write_as(ALICE, f"{home}/keep", b"")
     refused(api.delete("/rm", targetPath=f"{home}{suffix}"), 400)
-    assert os.listdir(home) == ["keep"] and os.path.isdir("/home/alice")
+    assert os.listdir(cluster_path(home)) == ["keep"] and os.path.isdir(cluster_path("/home/alice"))
 
 
 # --- compress, extract -------------------------------------------------------------------------------------------
@@ -612,17 +652,17 @@ def test_rm_refuses_dot_and_dot_dot(api, home, suffix):
 @pytest.mark.parametrize("template", HOSTILE[:16] + ["ünïcødé ☃ 漢字", "-rf", "--help", "~", "$HOME", "*"], ids=ident)
 def test_compress_and_extract_hostile_paths(api, home, canary, template):
     name = canary.fill(template)
-    os.mkdir(f"{home}/{name}")
-    os.chown(f"{home}/{name}", ALICE.pw_uid, ALICE.pw_gid)
+    os.mkdir(cluster_path(f"{home}/{name}"))
+    os.chown(cluster_path(f"{home}/{name}"), ALICE.pw_uid, ALICE.pw_gid)
     write_as(ALICE, f"{home}/{name}/inner {name}", b"inside")
     archive = f"{home}/{name}.tar.gz"
     ok(api.post("/compress", sourcePath=f"{home}/{name}", targetPath=archive), 201)
-    with tarfile.open(archive) as tar:
+    with tarfile.open(cluster_path(archive)) as tar:
         assert sorted(tar.getnames()) == sorted([name, f"{name}/inner {name}"])
     out = f"{home}/out {name}"
     ok(api.post("/mkdir", targetPath=out), 201)
     ok(api.post("/extract", sourcePath=archive, targetPath=out), 201)
-    assert Path(out, name, f"inner {name}").read_bytes() == b"inside"
+    assert (cluster_path(out) / name / f"inner {name}").read_bytes() == b"inside"
     canary.assert_absent()
 
 
@@ -631,8 +671,8 @@ def test_compress_to_an_archive_with_the_longest_name(api, home):
     write_as(ALICE, f"{home}/f", b"f")
     archive = "a" * (255 - len(".tar.gz")) + ".tar.gz"
     ok(api.post("/compress", sourcePath=f"{home}/f", targetPath=f"{home}/{archive}"), 201)
-    assert sorted(os.listdir(home)) == sorted(["f", archive])
-    with tarfile.open(f"{home}/{archive}") as tar:
+    assert sorted(os.listdir(cluster_path(home))) == sorted(["f", archive])
+    with tarfile.open(cluster_path(f"{home}/{archive}")) as tar:
         assert tar.getnames() == ["f"]
 
 
@@ -664,17 +704,18 @@ def zip_with(members: dict[str, bytes]) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["tar.gz", "zip"])
-def test_archive_members_do_not_escape_the_target(api, home, kind):
+def test_archive_members_do_not_escape_the_target(site, api, home, kind):
     escape = f"escape-{uuid.uuid4().hex[:8]}"
     members = {f"../{escape}": b"x", f"../../{escape}": b"x", f"/tmp/{escape}": b"x", "fine.txt": b"fine"}
     data = tar_with(members) if kind == "tar.gz" else zip_with(members)
     write_as(ALICE, f"{home}/evil.{kind}", data)
-    os.mkdir(f"{home}/out")
-    os.chown(f"{home}/out", ALICE.pw_uid, ALICE.pw_gid)
+    os.mkdir(cluster_path(f"{home}/out"))
+    os.chown(cluster_path(f"{home}/out"), ALICE.pw_uid, ALICE.pw_gid)
     response = api.post("/extract", sourcePath=f"{home}/evil.{kind}", targetPath=f"{home}/out")
     assert response.status_code in (201, 400), response.text  # refusing the archive is fine; escaping is not
-    for place in (home, "/home/alice", "/home", "/tmp"):
-        assert not os.path.lexists(f"{place}/{escape}")
+    for place in (home, "/home/alice", "/home"):
+        assert not os.path.lexists(cluster_path(f"{place}/{escape}"))
+    assert on_the_site(site, [f"/tmp/{escape}"]) == []
 
 
 # --- the machine header -----------------------------------------------------------------------------------------
@@ -692,7 +733,7 @@ def test_hostile_machine_header(api, home, canary, template):
     assert body["error"] == "Machine does not exist"
     response = api.request("POST", "/mkdir", data={"targetPath": f"{home}/new"}, machine=canary.fill(template))
     refused(response, 400, "X-Machine-Does-Not-Exist")
-    assert os.listdir(home) == []
+    assert os.listdir(cluster_path(home)) == []
     canary.assert_absent()
 
 
@@ -708,7 +749,7 @@ def bobs_file(bob_api) -> Iterator[str]:
     assert bob_api.post("/mkdir", targetPath=directory).status_code == 201
     assert bob_api.post("/upload", files={"file": ("secret.txt", SECRET)}, targetPath=directory).status_code == 201
     yield f"{directory}/secret.txt"
-    assert Path(directory, "secret.txt").read_bytes() == SECRET  # untouched by alice
+    assert (cluster_path(directory) / "secret.txt").read_bytes() == SECRET  # untouched by alice
     assert bob_api.delete("/rm", targetPath=directory).status_code == 204
 
 
@@ -740,8 +781,8 @@ def test_alice_cannot_read_or_change_bobs_files(api, home, bobs_file, operation,
     if spelling == "via-alice-dot-dot":
         directory = directory.replace("/home/bob/", "/home/alice/../bob/")
     elif spelling == "via-symlink":  # a link of alice's to bob's directory is still bob's directory
-        os.symlink(directory, f"{home}/link")
-        os.lchown(f"{home}/link", ALICE.pw_uid, ALICE.pw_gid)
+        os.symlink(directory, cluster_path(f"{home}/link"))
+        os.lchown(cluster_path(f"{home}/link"), ALICE.pw_uid, ALICE.pw_gid)
         directory = f"{home}/link"
     method, route, template = BOB_READS[operation]
     values = {k: v.format(dir=directory, file=f"{directory}/secret.txt", home=home) for k, v in template.items()}
@@ -754,9 +795,10 @@ def test_alice_cannot_read_or_change_bobs_files(api, home, bobs_file, operation,
     if operation not in ("ls-dir", "ls-file", "chmod"):
         assert "X-Permission-Denied" in response.headers
     assert b"7f3a9c" not in response.content
-    assert not os.path.exists(f"{home}/stolen")
-    if os.path.exists(f"{home}/stolen.tgz"):  # tar may leave the archive it opened first: it must hold nothing
-        with tarfile.open(f"{home}/stolen.tgz") as archive:
+    assert not os.path.exists(cluster_path(f"{home}/stolen"))
+    # tar may leave the archive it opened first: it must hold nothing
+    if os.path.exists(cluster_path(f"{home}/stolen.tgz")):
+        with tarfile.open(cluster_path(f"{home}/stolen.tgz")) as archive:
             assert not [m for m in archive.getmembers() if m.isfile()]
 
 
