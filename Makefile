@@ -20,11 +20,14 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
-# Lint, then every test; the integration tests bring the site up themselves if it is not up.
+# Lint, then every test against the native site (brought up if it is not), then the end-to-end suite and the
+# compose checks against the compose site (deploy/docker/compose/test: built and brought up if it is not, and
+# down again afterwards).
 test: lint
 	.venv/bin/pytest tests
+	deploy/docker/compose/test
 
-# The site as containers (issue 14, in progress): podman, the base image and the images (deploy/docker).
+# The site as containers: podman, the base image and the images (deploy/docker).
 compose-build:
 	deploy/docker/setup
 	deploy/docker/build
