@@ -130,6 +130,15 @@ class Site:
                     return True
         return False
 
+    def replicas(self, service: str) -> int:
+        """How many processes of the service run (natively one; in compose its running replicas)."""
+        if not self.compose:
+            return 1
+        project = self.env["FIRECREST_COMPOSE_PROJECT"]
+        return len(subprocess.run([str(PODMAN), "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                                   "--filter", f"label=com.docker.compose.service={service}"],
+                                  capture_output=True, text=True, check=True).stdout.split())
+
     def nodes(self) -> list[str]:
         """The cluster's compute nodes, as Slurm names them (natively one, `localhost`; compose two)."""
         return sorted(set(self.shell(None, "sinfo -h -N -o %N", check=True).stdout.split()))
