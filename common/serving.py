@@ -11,6 +11,10 @@ from typing import Any
 
 from common.app import start_background
 
+# One header may be as large as the gateway lets through (HAProxy's 16 KiB buffer), so that the service, not
+# gunicorn's HTML 431, answers an oversized value (an Idempotency-Key of 10 kB gets the JSON 400).
+limit_request_field_size = 16384
+
 
 def post_worker_init(worker: Any) -> None:
     configure_logging()

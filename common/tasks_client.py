@@ -163,6 +163,29 @@ class TasksClient:
         tasks = reply.json()["tasks"]
         return holder, [(t["task"], self.sealer.unseal(t["private"]) if t["private"] else None) for t in tasks]
 
+    # Idempotency keys (tasks/idempotency_routes.py); the store's answer is passed on as it is.
+
+    def reserve_key(self, token: str, key: str, fingerprint: str) -> dict[str, Any]:
+        """{state: new, nonce} | {state: hit, reply} | {state: in_flight, retry_after} | {state: mismatch}."""
+        reply = self._call("POST", "/idempotency/reservation", token, {"key": key, "fingerprint": fingerprint},
+                           patience_s=2)
+        if reply.status_code != 200:
+            raise Unavailable(_error(reply), "Idempotency key store unavailable")
+        return reply.json()
+
+    def complete_key(self, token: str, key: str, nonce: str, recorded: dict[str, Any]) -> bool:
+        """Record the first reply under the key; False when the reservation was lost meanwhile."""
+        reply = self._call("PUT", "/idempotency/reply", token, {"key": key, "nonce": nonce, "reply": recorded},
+                           patience_s=10)
+        if reply.status_code not in (204, 409):
+            raise Unavailable(_error(reply), "Idempotency key store unavailable")
+        return reply.status_code == 204
+
+    def release_key(self, token: str, key: str, nonce: str) -> None:
+        reply = self._call("DELETE", "/idempotency/reservation", token, {"key": key, "nonce": nonce}, patience_s=5)
+        if reply.status_code != 204:
+            raise Unavailable(_error(reply), "Idempotency key store unavailable")
+
 
 def _error(reply: requests.Response) -> str:
     try:

@@ -18,6 +18,7 @@ from common import params, values
 from common.app import envelope, identity, machine, request_id, run, site
 from common.engine import Engine, TaskRun
 from common.errors import BadRequest, UnknownMachineCompute
+from common.idempotency import idempotent
 from common.slurm.accounting import check_time
 
 from . import dependency, environment
@@ -105,16 +106,19 @@ def by_path(target: str) -> tuple[Response, int]:
 
 
 @routes.post("/jobs/upload")
+@idempotent
 def submit_upload() -> tuple[Response, int]:
     return upload(system("submit"))
 
 
 @routes.post("/jobs/path")
+@idempotent
 def submit_path() -> tuple[Response, int]:
     return by_path(system("submit"))
 
 
 @routes.post("/jobs/<name>")
+@idempotent
 def submit_seed(name: str) -> tuple[Response, int]:
     """The early `/jobs/{machine}`: a multipart script, or a targetPath already on the system."""
     target = system("submit", name)

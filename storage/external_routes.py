@@ -24,6 +24,7 @@ from common.errors import (
     PermissionDenied,
     UnknownMachineCompute,
 )
+from common.idempotency import idempotent
 from common.task_status import Status
 from common.tasks_client import TasksClient
 
@@ -109,6 +110,7 @@ def _path_error(err: FirecrestError) -> FirecrestError:
 
 
 @routes.post("/xfer-external/upload")
+@idempotent
 def external_upload() -> tuple[Response, int]:
     target_system = system("upload")
     source = params.text("sourcePath", "upload")
@@ -123,6 +125,7 @@ def external_upload() -> tuple[Response, int]:
 
 
 @routes.post("/xfer-external/download")
+@idempotent
 def external_download() -> tuple[Response, int]:
     source_system = system("download")
     source = params.text("sourcePath", "download")

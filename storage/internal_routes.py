@@ -17,6 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from common import files, params, values
 from common.app import identity, machine, request_id, site
 from common.errors import BadRequest, FirecrestError, Unavailable, UnknownMachineCompute
+from common.idempotency import idempotent
 
 from .internal_jobs import OPERATIONS, batch_script, plan
 
@@ -119,5 +120,5 @@ def transfer(op: str) -> tuple[Response, int]:
 
 
 for _op in OPERATIONS:
-    internal.add_url_rule(f"/xfer-internal/{_op}", f"xfer_internal_{_op}", lambda op=_op: transfer(op),
+    internal.add_url_rule(f"/xfer-internal/{_op}", f"xfer_internal_{_op}", idempotent(lambda op=_op: transfer(op)),
                           methods=["POST"])

@@ -11,6 +11,7 @@ from flask import Flask
 from common.app import create_app
 from common.config import Site, load
 
+from .idempotency_routes import register as register_idempotency
 from .routes import STORE, routes
 from .store import TaskStore
 
@@ -24,4 +25,5 @@ def create(site: Site | None = None) -> Flask:
         expired_ok=lambda method, path: method in ("PUT", "DELETE"),
     )
     app.extensions[STORE] = TaskStore.at(site.redis_url)
+    register_idempotency(app, app.extensions[STORE].r)
     return app

@@ -132,7 +132,7 @@ def test_cors_preflight_and_headers():
     assert preflight.startswith("http-request return status 204 hdr Access-Control-Allow-Origin \"*\"")
     assert 'Access-Control-Allow-Methods "GET, POST, PUT, DELETE, OPTIONS"' in preflight
     assert ('Access-Control-Allow-Headers "Accept, X-Machine-Name, X-Task-Id, Authorization, Content-Type, '
-            'X-Request-ID"') in preflight
+            'X-Request-ID, Idempotency-Key"') in preflight
     assert ('http-after-response set-header Access-Control-Allow-Origin "*" if '
             '{ var(txn.route) -m str status utilities compute compute-seed-jobs storage tasks }') in out
 
