@@ -11,6 +11,10 @@ PORTS = {
     "slurmd": 6818,
     "slurmdbd": 6819,
     "sshd": 2222,
+    # The second system (cluster2.py): its own controller, node and login node.
+    "cluster2-slurmctld": 6827,
+    "cluster2-slurmd": 6828,
+    "cluster2-sshd": 2223,
     "redis": 6380,
     "memcached": 11212,
     "swift-object": 6200,
@@ -31,7 +35,7 @@ PORTS = {
 
 
 def all_components(stack: Stack) -> list[Component]:
-    from . import firewall, gateway, keycloak, login, redis, services, slurm, swift, users
+    from . import cluster2, firewall, gateway, keycloak, login, redis, services, slurm, swift, users
 
     return [
         firewall.Firewall(stack),  # before any backend listens
@@ -40,7 +44,9 @@ def all_components(stack: Stack) -> list[Component]:
         slurm.Munge(stack),
         slurm.MariaDB(stack),
         slurm.Slurm(stack),
+        cluster2.Cluster2(stack),  # after the first cluster: it reports to that one's slurmdbd
         login.LoginNode(stack),
+        cluster2.Login2(stack),
         redis.Redis(stack),
         swift.Swift(stack),
         services.Services(stack),

@@ -21,11 +21,24 @@ CA_ACCOUNT = "firecrest-ca"
 
 
 class LoginNode(Component):
+    """The login node of the site's first system; another system's is this with its own names (cluster2.py)."""
+
     name = "login"
+    prefix = ""  # of its daemons, port, pid files, audit log and user CA: each system's login node has its own
+    slurm = "slurm"  # the component whose slurm.conf the node's sessions use
+    system = "site"  # what its user CA signs for (the key's comment)
 
     @property
     def ca_dir(self) -> Path:
         return self.stack.path("ca")
+
+    @property
+    def ca_key(self) -> Path:
+        return self.ca_dir / f"{self.prefix}user_ca"
+
+    @property
+    def port(self) -> int:
+        return PORTS[f"{self.prefix}sshd"]
 
     @property
     def audit_socket(self) -> Path:
@@ -33,17 +46,18 @@ class LoginNode(Component):
 
     @property
     def audit_log(self) -> Path:
-        return self.stack.log / "audit.log"
+        return self.stack.log / f"{self.prefix}audit.log"
 
     def ports(self) -> list[int]:
-        return [PORTS["sshd"]]
+        return [self.port]
 
     def prepare(self) -> None:
         # The CA's private key is the certificator's only.
         mkdir(self.ca_dir, 0o700, owner=system_user(CA_ACCOUNT))
-        ca_key = self.ca_dir / "user_ca"
+        ca_key = self.ca_key
         if not ca_key.exists():
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest site user CA", "-f", str(ca_key)])
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"firecrest {self.system} user CA", "-f",
+                 str(ca_key)])
         for path in (ca_key, ca_key.with_suffix(".pub")):
             chown(path, CA_ACCOUNT)
         ca_key.chmod(0o600)
@@ -60,7 +74,7 @@ class LoginNode(Component):
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "firecrest login node", "-f", str(host_key)])
         host_key.chmod(0o600)
         trusted = self.dir / "trusted_user_ca_keys.pub"
-        trusted.write_text((self.ca_dir / "user_ca.pub").read_text())
+        trusted.write_text(ca_key.with_suffix(".pub").read_text())  # this system's CA only
         trusted.chmod(0o644)
         allowed = self.dir / "allowed-commands"
         allowed.write_text((CLUSTER / "allowed-commands").read_text())
@@ -71,11 +85,11 @@ class LoginNode(Component):
             CLUSTER / "sshd_config.in",
             self.dir / "sshd_config",
             {
-                "SSH_PORT": PORTS["sshd"],
+                "SSH_PORT": self.port,
                 "SSH_DIR": self.dir,
-                "PIDFILE": self.stack.run / "sshd.pid",
+                "PIDFILE": self.stack.run / f"{self.prefix}sshd.pid",
                 "WRAPPER": wrapper,
-                "SLURM_CONF": self.stack.path("slurm", "etc", "slurm.conf"),
+                "SLURM_CONF": self.stack.path(self.slurm, "etc", "slurm.conf"),
             },
         )
         mkdir(Path("/run/sshd"), 0o755)  # privilege separation directory, compiled into sshd
@@ -106,19 +120,20 @@ class LoginNode(Component):
     def daemons(self) -> list[Daemon]:
         return [
             Daemon(
-                "audit-collector",
+                f"{self.prefix}audit-collector",
                 ["/usr/bin/python3", str(CLUSTER / "audit-collector"), str(self.audit_socket), str(self.audit_log),
                  AUDIT_GROUP, str(self.dir / "trusted_user_ca_keys.pub")],
-                self.stack.run / "audit-collector.pid",
+                self.stack.run / f"{self.prefix}audit-collector.pid",
                 ready=self.audit_socket.exists,
                 user=AUDIT_ACCOUNT,
             ),
             Daemon(
-                "sshd",
+                f"{self.prefix}sshd",
                 # sshd re-execs itself, so it is started by absolute path.
-                ["/usr/sbin/sshd", "-f", str(self.dir / "sshd_config"), "-E", str(self.stack.log / "sshd.log")],
-                self.stack.run / "sshd.pid",
-                ready=lambda: port_open(PORTS["sshd"]),
+                ["/usr/sbin/sshd", "-f", str(self.dir / "sshd_config"), "-E",
+                 str(self.stack.log / f"{self.prefix}sshd.log")],
+                self.stack.run / f"{self.prefix}sshd.pid",
+                ready=lambda: port_open(self.port),
                 daemonizes=True,
             ),
         ]
@@ -131,7 +146,7 @@ class LoginNode(Component):
 
     def describe(self) -> list[str]:
         return [
-            f"sshd {HOST}:{PORTS['sshd']} (user certificates from CA {self.ca_dir / 'user_ca.pub'} only)",
+            f"sshd {HOST}:{self.port} (user certificates from CA {self.ca_key}.pub only)",
             f"allow-list {self.dir / 'allowed-commands'}, audit log {self.audit_log} (socket {self.audit_socket}: "
             f"root and group {AUDIT_GROUP} only; the wrapper is setgid to it)",
         ]

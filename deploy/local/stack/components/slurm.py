@@ -106,14 +106,24 @@ class MariaDB(Component):
 
 
 class Slurm(Component):
+    """The site's first cluster, with the accounting daemon every cluster of the site reports to."""
+
     name = "slurm"
+    cluster = "firecrest"  # ClusterName: accounting keeps each cluster's jobs apart by it
+    node = "localhost"
+    default_partition = "normal"
+    prefix = ""  # of the daemons' names and ports (a second cluster's are told apart by it)
+    runs_dbd = True  # slurmdbd runs with this cluster and serves the site's others too
+
+    def port(self, daemon: str) -> int:
+        return PORTS[self.prefix + daemon]
 
     @property
     def conf(self) -> Path:
         return self.dir / "etc" / "slurm.conf"
 
     def ports(self) -> list[int]:
-        return [PORTS["slurmdbd"], PORTS["slurmctld"], PORTS["slurmd"]]
+        return [PORTS["slurmdbd"]] * self.runs_dbd + [self.port("slurmctld"), self.port("slurmd")]
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
@@ -126,8 +136,11 @@ class Slurm(Component):
         mkdir(self.conf.parent, 0o755)
         munge_socket = self.stack.path("munge", "munge.socket")
         values = {
-            "SLURMCTLD_PORT": PORTS["slurmctld"],
-            "SLURMD_PORT": PORTS["slurmd"],
+            "CLUSTER_NAME": self.cluster,
+            "NODE_NAME": self.node,
+            "DEFAULT_PARTITION": self.default_partition,
+            "SLURMCTLD_PORT": self.port("slurmctld"),
+            "SLURMD_PORT": self.port("slurmd"),
             "SLURMDBD_PORT": PORTS["slurmdbd"],
             "MARIADB_PORT": PORTS["mariadb"],
             "MUNGE_SOCKET": munge_socket,
@@ -138,7 +151,9 @@ class Slurm(Component):
             "DB_PASSWORD": self.stack.secret("slurmdb"),
         }
         render(CLUSTER / "slurm.conf.in", self.conf, values)
-        render(CLUSTER / "slurmdbd.conf.in", self.conf.parent / "slurmdbd.conf", values, mode=0o600, owner="slurm")
+        if self.runs_dbd:
+            render(CLUSTER / "slurmdbd.conf.in", self.conf.parent / "slurmdbd.conf", values, mode=0o600,
+                   owner="slurm")
 
     @staticmethod
     def real_memory() -> int:
@@ -160,19 +175,19 @@ class Slurm(Component):
 
     def daemons(self) -> list[Daemon]:
         run_dir = self.dir / "run"
-        return [
+        dbd = Daemon(
+            "slurmdbd",
+            ["slurmdbd"],
+            run_dir / "slurmdbd.pid",
+            ready=lambda: port_open(PORTS["slurmdbd"]),
+            daemonizes=True,
+            user="slurm",  # as root it would bind its port only after dropping to SlurmUser
+            env=self._env(),
+            timeout=60,
+        )
+        return [dbd] * self.runs_dbd + [
             Daemon(
-                "slurmdbd",
-                ["slurmdbd"],
-                run_dir / "slurmdbd.pid",
-                ready=lambda: port_open(PORTS["slurmdbd"]),
-                daemonizes=True,
-                user="slurm",  # as root it would bind its port only after dropping to SlurmUser
-                env=self._env(),
-                timeout=60,
-            ),
-            Daemon(
-                "slurmctld",
+                self.prefix + "slurmctld",
                 ["slurmctld", "-f", str(self.conf)],
                 run_dir / "slurmctld.pid",
                 ready=lambda: self._slurm_ok(["scontrol", "ping"], "UP"),
@@ -181,8 +196,8 @@ class Slurm(Component):
                 env=self._env(),
             ),
             Daemon(
-                "slurmd",
-                ["slurmd", "-f", str(self.conf), "-N", "localhost"],
+                self.prefix + "slurmd",
+                ["slurmd", "-f", str(self.conf), "-N", self.node],
                 run_dir / "slurmd.pid",
                 ready=self._node_up,
                 daemonizes=True,
@@ -191,27 +206,30 @@ class Slurm(Component):
         ]
 
     def configure(self) -> None:
-        """Register the cluster, accounts and users once; `sacctmgr add` fails on what exists, so look first."""
+        """Register the cluster, and its accounts and users, once; `sacctmgr add` fails on what exists, so look
+        first. Associations are per cluster: the site's accounts and users get them on each of its clusters."""
         env = self._env()
 
-        def show(entity: str, fields: str) -> set[str]:
-            return set(run(["sacctmgr", "-n", "-P", "show", entity, f"format={fields}"], env=env).stdout.split())
+        def show(entity: str, fields: str, *where: str) -> set[str]:
+            argv = ["sacctmgr", "-n", "-P", "show", entity, *where, f"format={fields}"]
+            return set(run(argv, env=env).stdout.split())
 
-        if "firecrest" not in show("cluster", "cluster"):
-            run(["sacctmgr", "-i", "add", "cluster", "firecrest"], env=env)
-        accounts = show("account", "account")
-        for account in ACCOUNTS.keys() - accounts:
-            run(["sacctmgr", "-i", "add", "account", account, "cluster=firecrest"], env=env)
-        assocs = show("assoc", "user,account")
+        cluster = f"cluster={self.cluster}"
+        if self.cluster not in show("cluster", "cluster"):
+            run(["sacctmgr", "-i", "add", "cluster", self.cluster], env=env)
+        assocs = show("assoc", "account,user", cluster)
+        for account in ACCOUNTS:
+            if f"{account}|" not in assocs:
+                run(["sacctmgr", "-i", "add", "account", account, cluster], env=env)
         for account, members in ACCOUNTS.items():
             for user in members:
-                if f"{user}|{account}" not in assocs:
-                    run(["sacctmgr", "-i", "add", "user", user, f"account={account}", "defaultaccount=users"],
-                        env=env)
+                if f"{account}|{user}" not in assocs:
+                    run(["sacctmgr", "-i", "add", "user", user, f"account={account}", "defaultaccount=users",
+                         cluster], env=env)
 
     def before_stop(self) -> None:
         # Cancel every job first so no slurmstepd outlives slurmd.
-        if port_open(PORTS["slurmctld"]):
+        if port_open(self.port("slurmctld")):
             for state in ("PENDING", "RUNNING", "SUSPENDED"):
                 run(["scancel", "--quiet", f"--state={state}"], check=False, env=self._env(), timeout=10)
 
@@ -219,9 +237,9 @@ class Slurm(Component):
         return {"SLURM_CONF": str(self.conf)}
 
     def describe(self) -> list[str]:
+        dbd = f", slurmdbd :{PORTS['slurmdbd']}" if self.runs_dbd else f" (accounting: slurmdbd :{PORTS['slurmdbd']})"
         return [
-            f"slurmctld :{PORTS['slurmctld']}, slurmd :{PORTS['slurmd']} (node localhost), "
-            f"slurmdbd :{PORTS['slurmdbd']}; partitions normal (default), xfer",
+            f"cluster {self.cluster}: slurmctld :{self.port('slurmctld')}, slurmd :{self.port('slurmd')} "
+            f"(node {self.node}){dbd}; partitions {self.default_partition} (default), xfer",
             f"SLURM_CONF={self.conf}",
         ]
-
