@@ -13,12 +13,13 @@ from common.tasks_client import TasksClient
 
 from .background import compute_engine
 from .operations import OPERATIONS
+from .output_routes import output_routes
 from .routes import ENGINE, routes
 
 
 def create(site: Site | None = None) -> Flask:
     site = site or load()
-    app = create_app("compute", [routes], site)
+    app = create_app("compute", [routes, output_routes], site)
     engine = compute_engine(TasksClient.of(site), app.extensions[REMOTE], OPERATIONS)
     app.extensions[ENGINE] = engine
     on_serve(app, engine.serve)
