@@ -24,5 +24,6 @@ def create(site: Site | None = None) -> Flask:
     app = create_app("certificator", [routes], site,
                      expired_ok=lambda method, path: path == "/certificates/resume")
     app.extensions[PRINCIPALS] = policy
-    app.extensions[CA_KEY] = Path(site.ca_key or "/nonexistent")
+    # Each system's certificates are signed by its own CA, which only its login node trusts.
+    app.extensions[CA_KEY] = {name: Path(site.ca_key_of(name) or "/nonexistent") for name in site.systems}
     return app

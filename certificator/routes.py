@@ -38,8 +38,9 @@ def principals() -> Principals:
     return current_app.extensions[PRINCIPALS]
 
 
-def ca_key() -> Path:
-    return current_app.extensions[CA_KEY]
+def ca_key(system: str) -> Path:
+    """The CA of `system`: a certificate it signs is refused by the login node of any other system."""
+    return current_app.extensions[CA_KEY][system]
 
 
 @routes.post("/certificates")
@@ -55,7 +56,7 @@ def certificate() -> Response:
     public_key = check_public_key(request.form.get("public_key", ""))
     user = caller.username
     key_id = f"{user}@{request_id()}"
-    cert = sign(ca_key(), public_key, user, key_id, site().certificate_validity_minutes)
+    cert = sign(ca_key(system), public_key, user, key_id, site().certificate_validity_minutes)
     log.info("certificate for %s on %s, key id %s", user, system, key_id)
     return jsonify({"certificate": cert})
 

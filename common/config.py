@@ -40,6 +40,9 @@ class System:
     # Uploaded batch scripts go to <compute_base_fs>/<user>/firecrest/<task id>/ (the job runs there).
     compute_base_fs: str = "/home"
     xfer_partition: str = "xfer"  # storage's transfer jobs
+    # The user CA that signs this system's certificates (its login node trusts it alone); empty: the site's
+    # `certificates.ca_key`. Only the certificator's account can read it.
+    ca_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ class Site:
     def default_system(self) -> str:
         return next(iter(self.systems))
 
+    def ca_key_of(self, system: str) -> str:
+        """The user CA that signs certificates for `system`."""
+        return self.systems[system].ca_key or self.ca_key
+
 
 def _expand(node: Any, env: dict[str, str]) -> Any:
     """Replace `${VAR}` in every string value of the parsed file (comments are never touched)."""
@@ -142,6 +149,7 @@ def _system(raw: dict) -> System:
         partitions=tuple(raw.get("partitions", [])),
         compute_base_fs=raw.get("compute_base_fs", "/home").rstrip("/") or "/",
         xfer_partition=raw.get("xfer_partition", "xfer"),
+        ca_key=str(raw.get("ca_key", "")),
     )
 
 

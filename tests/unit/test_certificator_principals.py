@@ -86,7 +86,7 @@ def test_the_certificator_is_built_with_its_sites_rule_and_key():
 
     app = create(site=parse_site(SITE % "", {}))
     assert app.extensions[PRINCIPALS] == Principals(group="hpc")  # ca_key, validity and window are not the rule's
-    assert str(app.extensions[CA_KEY]) == "/ca/user_ca"
+    assert {name: str(key) for name, key in app.extensions[CA_KEY].items()} == {"cluster": "/ca/user_ca"}
 
 
 def test_a_bad_rule_stops_the_certificator_when_it_is_built():
