@@ -92,6 +92,7 @@ class TaskRun:
     resumed: bool = False
     busy: bool = False  # a step is running in a pool
     deadline: float = field(default=0.0)  # time.monotonic() when the lease runs out, as last set
+    ended: threading.Event = field(default_factory=threading.Event)  # this process is done with it
 
     def __post_init__(self) -> None:
         self.deadline = self.deadline or time.monotonic() + self.lease_s
@@ -159,12 +160,17 @@ class Engine(Generic[R]):
 
     # -- starting and resuming -----------------------------------------------------------------------------
 
-    def start(self, user: Identity, system: str, op: str, args: dict[str, Any], request_id: str) -> str:
-        """Create the task, leased to this process, and start its work; returns the task id at once."""
+    def start(self, user: Identity, system: str, op: str, args: dict[str, Any], request_id: str,
+              wait_s: float = 0.0) -> str:
+        """Create the task, leased to this process, and start its work; returns the task id once the work has
+        ended or after `wait_s`, whichever comes first (a short wait saves the client the polls of quick work)."""
         self.serve()
         work = Work.of(user, system, op, args, request_id)
         task_id, holder = self.tasks.create_held(user, self.service, system, asdict(work), self.lease_s)
-        self._dispatch(self.run_type(task_id, work, Status.QUEUED, holder, self.remote, self.lease_s))
+        run = self.run_type(task_id, work, Status.QUEUED, holder, self.remote, self.lease_s)
+        self._dispatch(run)
+        if wait_s > 0:
+            run.ended.wait(wait_s)
         return task_id
 
     def recover_once(self) -> int:
@@ -197,7 +203,14 @@ class Engine(Generic[R]):
     def finish(self, run: R, status: Status, data: Any) -> Outcome:
         """Record the outcome and let the task go. If the task store stays down the outcome is left unrecorded:
         the lease runs out and recovery runs the work again."""
-        self.drop(run)
+        with self._lock:
+            self.held.pop(run.task_id, None)
+        try:
+            return self._record(run, status, data)
+        finally:
+            run.ended.set()  # after the outcome is recorded: a request waiting for it (`start`) then finds it
+
+    def _record(self, run: R, status: Status, data: Any) -> Outcome:
         try:
             try:
                 self.tasks.update(run.work.token, run.task_id, status, data, holder=run.holder)
@@ -219,6 +232,7 @@ class Engine(Generic[R]):
     def drop(self, run: R) -> None:
         with self._lock:
             self.held.pop(run.task_id, None)
+        run.ended.set()
 
     def renew_leases(self) -> None:
         with self._lock:

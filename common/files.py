@@ -4,7 +4,10 @@ operands after `--` (or made unreadable as options), quoted by common/commands.p
 
 from __future__ import annotations
 
+import io
 import posixpath
+import tarfile
+import time
 from dataclasses import dataclass
 
 from . import errors
@@ -74,6 +77,34 @@ class Upload(Done):
     def argv(self) -> list[str]:
         # dd writes stdin to the file without a shell redirection (the login node runs no shell).
         return ["dd", f"of={self.path}", "bs=1M", "status=none"]
+
+
+class WriteFiles(Done):
+    """Writes files, making the directories they need, from a tar stream on stdin: one command where `mkdir -p`
+    and `dd` were two. Member names are paths under `base`, built by the caller from checked parts; only the
+    contents are the user's. As the user, tar keeps no owner, applies the umask, and leaves existing directories
+    alone."""
+
+    name = "upload"
+
+    def __init__(self, base: str, files: dict[str, bytes]) -> None:
+        for name in files:
+            if name.startswith("/") or posixpath.normpath(name) != name or name.split("/")[0] == "..":
+                raise ValueError(f"not a relative path under the base: {name!r}")
+        self.base, self.files = base, files
+
+    def payload(self) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for name, content in self.files.items():
+                member = tarfile.TarInfo(name)
+                member.size, member.mode, member.mtime = len(content), 0o644, int(time.time())
+                archive.addfile(member, io.BytesIO(content))
+        return buffer.getvalue()
+
+    def argv(self) -> list[str]:
+        return ["tar", "--extract", "--file=-", f"--directory={self.base}", "--no-same-owner",
+                "--no-same-permissions", "--no-overwrite-dir"]
 
 
 # Larger uploads open their target first: a command that fails while megabytes are still being sent to it closes

@@ -13,7 +13,6 @@ The dependency syntax and the squeue/sacct lookups are Slurm's (common/slurm); t
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 
 from common import errors
@@ -23,35 +22,22 @@ from common.slurm.queue import QueuedJobs
 from common.slurm.submit import SUBMIT_FAILED
 from common.slurm.submit import check_dependency as check
 
-HEADER_BYTES = 64 * 1024  # directives sit at the top of a script; what lies beyond is overridden anyway
-
-
-def _words(text: str) -> list[str]:
-    try:
-        return shlex.split(text, comments=True)
-    except ValueError:  # an unclosed quote: sbatch would refuse the line; look at it word by word
-        return text.split()
+from .script import HEADER_BYTES, directives, words
 
 
 def requested(script: bytes) -> str:
     """The dependency the script's batch directives ask for (the last one, as sbatch keeps), or ""."""
     found = ""
-    for raw in script[:HEADER_BYTES].decode(errors="replace").splitlines()[1:]:
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            break  # sbatch stops reading directives at the first command
-        # sbatch reads the options right after the magic word, whitespace or not.
-        magic = next((m for m in ("#SBATCH", "#PBS", "#BSUB") if line.startswith(m)), "")
-        rest = line[len(magic):]
+    for magic, rest in directives(script):
         if magic in ("#PBS", "#BSUB") and ("depend" in rest.lower() or "-w" in rest.split()):
             raise errors.BadRequest("Write job dependencies as '#SBATCH --dependency=...' (#PBS and #BSUB "
                                     "dependencies are not passed on)", SUBMIT_FAILED)
         if magic != "#SBATCH":
             continue
-        words = _words(rest)
-        for i, word in enumerate(words):
+        given = words(rest)
+        for i, word in enumerate(given):
             name, eq, value = word.partition("=")
-            following = words[i + 1] if i + 1 < len(words) else ""
+            following = given[i + 1] if i + 1 < len(given) else ""
             if len(name) >= 5 and "--dependency".startswith(name):  # getopt takes any unambiguous prefix
                 found = value if eq else following
             elif word.startswith("-d") and not word.startswith("--"):

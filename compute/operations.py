@@ -15,7 +15,7 @@ from typing import Any
 
 from common.engine import TaskRun
 from common.errors import BadRequest, FirecrestError
-from common.files import Mkdir, Upload
+from common.files import WriteFiles
 from common.slurm.accounting import Accounting
 from common.slurm.jobfiles import AllJobFiles, JobFiles, Tail
 from common.slurm.jobs import Cancel, FindTagged, cancel_error
@@ -28,31 +28,41 @@ from .background import Operation
 TAIL_BYTES = 1000
 DBD_CATCH_UP_S = 8.0  # slurmdbd lags slurmctld by about 0.1 s; by seconds on a fresh site or for a final row
 DEFAULT_PAGE_SIZE = 25
+INFO_RETURNED = "Job info returned successfully"
 
 
 def submit(task: TaskRun, args: dict[str, Any]) -> dict[str, Any]:
     jobid = task.run(FindTagged(task.task_id)) if task.resumed else None
+    if "script" in args:  # an uploaded script: stored in a directory of its own, where the job runs
+        base = task.remote.site.systems[task.system].compute_base_fs
+        where = posixpath.join(task.user.username, "firecrest", task.task_id)
+        workdir, script = posixpath.join(base, where), posixpath.join(base, where, args["filename"])
+    else:
+        script = args["path"]
+        workdir = posixpath.dirname(script) or "/"
     if jobid is None:
-        if "script" in args:  # an uploaded script: stored in a directory of its own, where the job runs
-            base = task.remote.site.systems[task.system].compute_base_fs
-            workdir = posixpath.join(base, task.user.username, "firecrest", task.task_id)
-            write = Upload(workdir, args["filename"])
-            script = write.path
-            task.run(Mkdir(workdir, parents=True))
-            task.run(write, stdin=base64.b64decode(args["script"]))
-        else:
-            script = args["path"]
-            workdir = posixpath.dirname(script) or "/"
+        if "script" in args:  # the directory and the script in one command
+            write = WriteFiles(base, {posixpath.join(where, args["filename"]): base64.b64decode(args["script"])})
+            task.run(write, stdin=write.payload())
         task.before_change()
         jobid = task.run(Submit(script, workdir, task.task_id, args.get("account"), args.get("env"),
                                args.get("dependency", "")))
-    result = {"result": "Job submitted", "jobid": jobid}
+    files, extra = _submitted_files(task, jobid, script, workdir, args)
+    return {"result": "Job submitted", "jobid": jobid, **files, "job_data_out": "", "job_data_err": "",
+            "job_info_extra": extra}
+
+
+def _submitted_files(task: TaskRun, jobid: str, script: str, workdir: str,
+                     args: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The job's script and output files: known without asking Slurm when the script names no output of its own
+    (Slurm's default, `slurm-<id>.out` in the working directory, for both), else from scontrol."""
+    if args.get("default_output") and posixpath.isabs(script) and posixpath.normpath(script) == script:
+        out = posixpath.join(workdir, f"slurm-{jobid}.out")
+        return {"job_file": script, "job_file_out": out, "job_file_err": out}, INFO_RETURNED
     try:
-        files, extra = task.run(JobFiles(jobid)), "Job info returned successfully"
+        return task.run(JobFiles(jobid)), INFO_RETURNED
     except FirecrestError as e:
-        files = {"job_file": "Not available", "job_file_out": "Not available", "job_file_err": "Not available"}
-        extra = e.error
-    return {**result, **files, "job_data_out": "", "job_data_err": "", "job_info_extra": extra}
+        return {"job_file": "Not available", "job_file_out": "Not available", "job_file_err": "Not available"}, e.error
 
 
 def page(items: list, size: int | None, number: int | None) -> list:
@@ -80,7 +90,7 @@ def _with_files(task: TaskRun, jobs: list[dict[str, Any]]) -> list[dict[str, Any
             if entry["state"] not in ("PENDING", "CONFIGURING") and entry[path_field].startswith("/"):
                 with contextlib.suppress(FirecrestError):  # gone or unreadable: no excerpt, as upstream
                     entry[field] = task.run(Tail(entry[path_field], TAIL_BYTES))
-        entry["job_info_extra"] = "Job info returned successfully"
+        entry["job_info_extra"] = INFO_RETURNED
     return jobs
 
 

@@ -24,8 +24,12 @@ from common.slurm.accounting import check_time
 from . import dependency, environment
 from .names import account as valid_account
 from .names import node_list
+from .script import default_output
 
 SUBMIT_FAILED = "Failed to submit job"
+# A submission's POST waits this long for sbatch: its client usually finds the job id at its first poll. Longer
+# (a busy slurmctld), the answer is the task as before and the client polls.
+SUBMIT_WAIT_S = 3.0
 ENGINE = "compute.engine"
 routes = Blueprint("compute", __name__)
 
@@ -38,8 +42,8 @@ def system(operation: str, name: str | None = None) -> str:
     return machine(operation, name, unknown=UnknownMachineCompute)
 
 
-def start(op: str, target: str, args: dict[str, Any], status: int = 200) -> tuple[Response, int]:
-    return envelope(engine().start(identity(), target, op, args, request_id()), status)
+def start(op: str, target: str, args: dict[str, Any], status: int = 200, wait_s: float = 0.0) -> tuple[Response, int]:
+    return envelope(engine().start(identity(), target, op, args, request_id(), wait_s=wait_s), status)
 
 
 def ids(name: str, operation: str) -> list[str] | None:
@@ -81,7 +85,7 @@ def submission(target: str, script: bytes) -> dict[str, Any]:
     env = environment.parse_env(raw_env) if raw_env else None
     spec = dependency.requested(script)
     spec = dependency.allowed(lambda command: run(target, command), identity().username, spec) if spec else ""
-    return {"account": account, "env": env, "dependency": spec}
+    return {"account": account, "env": env, "dependency": spec, "default_output": default_output(script)}
 
 
 def upload(target: str) -> tuple[Response, int]:
@@ -95,14 +99,14 @@ def upload(target: str) -> tuple[Response, int]:
         raise BadRequest("Batch file is empty", SUBMIT_FAILED)
     args = submission(target, script)
     args.update(script=base64.b64encode(script).decode(), filename=secure_filename(file.filename) or "script.sh")
-    return start("submit", target, args, 201)
+    return start("submit", target, args, 201, SUBMIT_WAIT_S)
 
 
 def by_path(target: str) -> tuple[Response, int]:
     path = params.text("targetPath", "submit")
     # Read as the caller: a missing, unreadable or directory script is the caller's mistake, said at once.
     head = run(target, dependency.ScriptHead(path))
-    return start("submit", target, {**submission(target, head), "path": path}, 201)
+    return start("submit", target, {**submission(target, head), "path": path}, 201, SUBMIT_WAIT_S)
 
 
 @routes.post("/jobs/upload")

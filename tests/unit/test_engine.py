@@ -143,3 +143,17 @@ def test_serve_starts_each_loop_once_and_again_when_it_died(engine):
     engine.serve()  # the watchdog: a dead loop starts again
     engine._threads["compute-probe"].join(5)
     assert calls == ["ran", "ran"]
+
+
+def test_start_waits_for_the_outcome_when_asked_and_no_longer(engine):
+    """A waiting start returns once the outcome is recorded (the client's first poll finds it), or at its bound."""
+    import threading
+
+    user = Identity("alice", "tok", {})
+    finisher = threading.Timer(0.05, lambda: engine.finish(engine.handler.runs[0], Status.SUCCEEDED, "done"))
+    finisher.start()
+    engine.start(user, "cluster", "submit", {}, "rid", wait_s=30)
+    assert engine.tasks.updates == [("t1", Status.SUCCEEDED, "done", "holder-a")]  # recorded before start returned
+    begun = time.monotonic()
+    engine.start(user, "cluster", "submit", {}, "rid", wait_s=0.05)  # never finished: start gives up at its bound
+    assert engine.handler.runs[1].ended.is_set() is False and time.monotonic() - begun < 30
