@@ -19,6 +19,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from common import metrics
 from common.app import identity, request_id, require_service_credential, site
 from common.errors import BadRequest, Unauthorized
 
@@ -30,7 +31,8 @@ log = logging.getLogger("firecrest.certificator")
 routes = Blueprint("certificator", __name__)
 
 # The user's token alone is not enough: only the gateway's services may ask for certificates (every request).
-routes.before_app_request(require_service_credential)
+# `GET /metrics` is the exception: the site's monitoring holds no credential (README, Metrics).
+routes.before_app_request(lambda: None if metrics.is_scrape() else require_service_credential())
 
 
 def principals() -> Principals:
@@ -58,6 +60,7 @@ def certificate() -> Response:
     key_id = f"{user}@{request_id()}"
     cert = sign(ca_key(system), public_key, user, key_id, site().certificate_validity_minutes)
     log.info("certificate for %s on %s, key id %s", user, system, key_id)
+    metrics.certificate_issued(system)
     return jsonify({"certificate": cert})
 
 

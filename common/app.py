@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from . import metrics
 from .auth import Identity, TokenValidator, bearer
 from .commands import Command, T
 from .config import Site, load
@@ -104,13 +105,14 @@ def create_app(service: str, blueprints: Iterable[Blueprint], site: Site | None 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions.update({SITE: site, REMOTE: Remote(site), ON_SERVE: []})
     validator = TokenValidator(site.auth)
+    metrics.instrument(app, site)  # GET /metrics, and every request counted and timed
 
     @app.before_request
     def _begin() -> None:
         g.start = time.perf_counter()
         rid = request.headers.get("X-Request-ID", "")
         g.request_id = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex
-        if not public(request.method, request.path):
+        if not public(request.method, request.path) and not metrics.is_scrape():
             token = bearer(request.headers.get("Authorization"))
             g.identity = validator.validate(token, allow_expired=expired_ok(request.method, request.path))
 

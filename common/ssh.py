@@ -25,7 +25,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from . import errors
+from . import errors, metrics
 from .auth import Identity
 from .commands import Command, Output, T
 from .config import Site, System
@@ -81,6 +81,7 @@ class UserSlots:
             return
         with self._lock:
             if self._held.get(user, 0) >= self.limit:
+                metrics.throttled("user_commands")
                 raise errors.TooManyRequests(
                     f"{self.limit} of your commands are running on {system} at once, the most allowed: wait for "
                     "one to end, then try again", "Too many commands at once")
@@ -128,6 +129,7 @@ class SSHPool:
                 if stale and conn.channels == 0:
                     conns.remove(conn)
                     conn.transport.close()
+                    metrics.ssh_closed(key[0])
             for conn in conns:
                 if conn.usable(now, cfg.max_age_s) and conn.channels < cfg.max_channels_per_connection:
                     conn.channels += 1
@@ -146,7 +148,8 @@ class SSHPool:
             conn = self._take(key)
             if conn:
                 return conn
-            conn = Connection(self._open(system, identity, request_id), channels=1)
+            with metrics.ssh_connecting(system.name):
+                conn = Connection(self._open(system, identity, request_id), channels=1)
             with self._lock:
                 self._pools[key].append(conn)
                 self.opened += 1
@@ -157,9 +160,10 @@ class SSHPool:
             conn.channels -= 1
             conn.last_used = time.monotonic()
             if broken:
-                for conns in self._pools.values():
+                for (system, _), conns in self._pools.items():
                     if conn in conns:
                         conns.remove(conn)
+                        metrics.ssh_closed(system)
                 conn.transport.close()
 
     def _open(self, system: System, identity: Identity, request_id: str) -> paramiko.Transport:
@@ -239,6 +243,7 @@ class SSHPool:
                 raise e.with_description(f"Error on {command.name} operation") from None
             finally:
                 self._release(conn, broken)
+            metrics.command_ended(system.name, command.name, output)
             return command.result(output)
 
     @contextmanager
@@ -280,9 +285,10 @@ class SSHPool:
 
     def close(self) -> None:
         with self._lock:
-            for conns in self._pools.values():
+            for (system, _), conns in self._pools.items():
                 for conn in conns:
                     conn.transport.close()
+                metrics.ssh_closed(system, len(conns))
             self._pools.clear()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from common import metrics
 from common.app import identity, require_service_credential
 from common.errors import BadRequest, Forbidden, NotFoundRoute, Unavailable
 from common.task_status import Status
@@ -23,6 +24,8 @@ TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_LEASE_S = 3600
 STORE = "tasks.store"
 routes = Blueprint("tasks", __name__)
+# Tasks in flight per service, read from Redis at each scrape of GET /metrics.
+routes.record_once(lambda state: metrics.at_scrape(state.app, metrics.task_backlog(lambda: store().backlog())))
 
 
 def store() -> TaskStore:
@@ -168,4 +171,5 @@ def claim() -> Response:
     if not isinstance(limit, int) or not 1 <= limit <= 1000:
         raise BadRequest("'limit' must be an integer from 1 to 1000", "Invalid request")
     claimed = store().claim(service, lease(data) or 30.0, limit, holder(data) or "")
+    metrics.lease_claimed(service, len(claimed))
     return jsonify({"tasks": [{"task": c.task, "private": c.private} for c in claimed]})

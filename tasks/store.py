@@ -10,6 +10,8 @@ Keys (all prefixed `firecrest:`):
   holder:<id>        who holds the lease (a random id of the process's choosing): an update or renewal that
                      names another holder is refused, so a process that lost its lease cannot undo the new
                      holder's work.
+Every change (create, update, delete) also adds the task to its user's event stream (tasks/events.py) in the same
+transaction: a stream never misses a change, and never shows one that did not happen.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import redis
 
 from common.task_status import FINAL, Status
 from common.task_status import parse as parse_status
+
+from .events import publish_task
 
 # Seconds, renewed on every update (as upstream). `test`: tasks of no live service, which no process claims: the
 # site's tests (they hold the services' credential) use it so that they never race a service's recovery.
@@ -117,6 +121,7 @@ class TaskStore:
             p.zadd(self._key("inflight", service), {task_id: time.time() + (lease_s or 0)})
             if holder:
                 p.set(self._key("holder", task_id), holder, ex=ttl)
+            publish_task(p, task)
             p.execute()
         return task
 
@@ -175,6 +180,7 @@ class TaskStore:
                     p.expire(self._key("private", task_id), ttl)
                 if lease_s is not None:
                     p.zadd(inflight, {task_id: time.time() + lease_s})
+            publish_task(p, task)
             p.execute()
         return task
 
@@ -214,7 +220,16 @@ class TaskStore:
             p.set(self._key("task", task_id), json.dumps(task), ex=DELETED_TTL)
             p.delete(self._key("private", task_id), self._key("holder", task_id))
             p.zrem(self._key("inflight", task["service"]), task_id)
+            publish_task(p, task)
             p.execute()
+
+    def backlog(self) -> dict[str, float]:
+        """Unfinished tasks of each service (its in-flight set), for the metrics (read at each scrape)."""
+        services = [s for s in TTL if s != "test"]
+        with self.r.pipeline(transaction=False) as p:
+            for service in services:
+                p.zcard(self._key("inflight", service))
+            return dict(zip(services, map(float, p.execute()), strict=True))
 
     def claim(self, service: str, lease_s: float, limit: int = 20, holder: str = "") -> builtins.list[Claimed]:
         """Unfinished tasks of `service` whose lease ran out, now leased to the caller (`holder`) for `lease_s`."""

@@ -7,9 +7,10 @@ import functools
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..component import Component
-from ..core import HOST, Daemon, system_user
+from ..core import HOST, Daemon, mkdir, system_user
 from . import PORTS, swift
 from .keycloak import REALM
 from .keycloak import URL as KEYCLOAK_URL
@@ -32,7 +33,9 @@ SERVICES = (
     Service("certificator", "certificator.app:create()", workers=1, threads=8, user=CA_ACCOUNT),  # the CA key's reader
     Service("status", "status.app:create()", workers=1, threads=8, user=SERVICE_USER),
     Service("utilities", "utilities.app:create()", workers=2, threads=16, user=SERVICE_USER),
-    Service("tasks", "tasks.app:create()", workers=2, threads=16, user=SERVICE_USER),
+    # Event streams (tasks/events_routes.py) hold a thread each while they wait in Redis, at most 16 per process:
+    # 16 more threads keep serving ordinary requests as before.
+    Service("tasks", "tasks.app:create()", workers=2, threads=32, user=SERVICE_USER),
     Service("compute", "compute.app:create()", workers=2, threads=16, user=SERVICE_USER),
     Service("storage", "storage.app:create()", workers=2, threads=16, user=SERVICE_USER),
 )
@@ -50,6 +53,12 @@ class Services(Component):
 
     def prepare(self) -> None:
         system_user(SERVICE_USER)
+        mkdir(self.dir, 0o711)
+        for s in SERVICES:  # each service's metric values (common/serving.py empties it at start)
+            mkdir(self._metrics_dir(s), 0o700, owner=s.user)
+
+    def _metrics_dir(self, service: Service) -> Path:
+        return self.dir / f"metrics-{service.name}"
 
     def _env(self, service: Service) -> dict[str, str]:
         env = {
@@ -60,6 +69,7 @@ class Services(Component):
             "FIRECREST_SERVICE_TOKEN": self.stack.secret("service-token"),
             **{f"FIRECREST_INTERNAL_{s.name.upper()}_URL": internal_url(s.name) for s in SERVICES},
             "PYTHONDONTWRITEBYTECODE": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir(service)),
         }
         if service.name == "storage":  # the only service that holds the object store's credentials
             env["SWIFT_USER"] = f"{swift.ACCOUNT}:{swift.USER}"
