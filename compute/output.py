@@ -81,7 +81,7 @@ class Wanted:
 def wanted(jobid: str, stream: str | None, offset: str | None, last_id: str | None, encoding: str | None,
            bounds: Bounds) -> Wanted:
     """The request's values, checked; `Last-Event-ID` (a reconnection) wins over `offset`."""
-    if not valid_job_id(jobid) or "[" in jobid:
+    if len(jobid) > 24 or not valid_job_id(jobid) or "[" in jobid:  # Slurm's ids are 32-bit numbers
         raise errors.BadRequest(f"{jobid[:64]!r} is not the id of one job (12, 12_3 or 12+1)", OPERATION)
     stream = stream or "out"
     if stream not in STREAMS:
@@ -272,7 +272,7 @@ class Follow:
             ok, data = self._try(ReadRange(self.start.path, self.offset, want))
             if self.failures >= b.failures:
                 yield self._event("error", _json(offset=self.offset, description=(
-                    f"Reading the output failed {self.failures} times in a row: reconnect later from this offset")))
+                    f"{self.failures} commands on the cluster failed in a row: reconnect later from this offset")))
                 return
             piece = self._chunk(data, ending) if data else None
             if piece:

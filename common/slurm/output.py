@@ -15,9 +15,9 @@ from common.commands import Command, Output, StatProbe
 from .fields import FINISHED, PENDING, job_ids
 from .jobfiles import job_files, queue_id
 
-# The fixed run of fields right after the free-text JobName (22.05's order). The first run after the name is the
-# job's: the name and the comment are the owner's own text, so a fake run there misleads only its own owner (and
-# the reads run as the caller whatever the owner wrote).
+# The fixed run of fields right after the free-text JobName (22.05's order). The name (first) and the comment
+# (after WorkDir) are free text and may hold a fake run: the job's own is the last one before its Command. Only a
+# job's owner writes them, and the reads run as the caller whatever they say.
 HEAD = re.compile(r" UserId=(?P<user>[^\s(]+)\(\d+\) GroupId=\S+ MCS_label=\S* Priority=\d+ Nice=-?\d+ "
                   r"Account=\S* QOS=\S* JobState=(?P<state>[A-Z_]+) Reason=")
 EXIT = re.compile(r" BatchFlag=\d+ Reboot=\d+ ExitCode=(?P<code>\d+:\d+) ")
@@ -44,11 +44,24 @@ class JobView:
         return self.state in PENDING
 
 
+def _fixed_end(line: str) -> int:
+    """Where the fixed fields end: at the job's Command (the nearest one left of StdErr followed by its WorkDir)."""
+    err_at = line.rfind(" StdErr=")
+    limit = err_at if err_at >= 0 else len(line)
+    at = line.rfind(" Command=", 0, limit)
+    while at >= 0:
+        if line.find(" WorkDir=", at + 1, limit) >= 0:
+            return at
+        at = line.rfind(" Command=", 0, at)
+    return limit
+
+
 def job_view(line: str) -> JobView | None:
     """A `scontrol -o show job` line, or None when its fixed fields are not where 22.05 puts them."""
-    jobid, head = queue_id(line), HEAD.search(line)
-    if jobid is None or head is None:
+    jobid, heads = queue_id(line), list(HEAD.finditer(line, 0, _fixed_end(line)))
+    if jobid is None or not heads:
         return None
+    head = heads[-1]
     code = EXIT.search(line, head.end())
     files = job_files(line)
     return JobView(jobid, head["user"], head["state"], code["code"] if code else "", files["job_file_out"],
