@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kong.haproxy_text import INVALID_PATH, RATE_LIMITED, json_return
+from kong.haproxy_text import INVALID_PATH, NOT_FOUND, RATE_LIMITED, json_return
 from kong.kong_yml import Gateway
 
 
@@ -18,6 +18,9 @@ def source_limit_and_path_rules(gw: Gateway) -> list[str]:
         "    # Only canonical paths are routed (the services would decode %XX and merge slashes after routing).",
         "    acl path_bad path_sub // /./ /../ %",
         "    acl path_bad path_end /. /..",
+        # Kong normalises such a path first, and its `internal` route answers 404 for any service's /metrics.
+        "    acl path_metrics path,url_dec -m reg /metrics(/|$)",
+        f"    {json_return(404, NOT_FOUND)} if path_bad path_metrics",
         f"    {json_return(400, INVALID_PATH)} if path_bad",
     ]
 

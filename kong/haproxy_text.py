@@ -5,6 +5,7 @@ from __future__ import annotations
 UNAUTHORIZED = '{"message":"Unauthorized"}'
 RATE_LIMITED = '{"message":"API rate limit exceeded"}'
 INVALID_PATH = '{"description":"Invalid path"}'
+NOT_FOUND = '{"description":"Not found"}'
 NO_ROUTE = '{"message":"no Route matched with those values"}'
 NOT_DEPLOYED = '{"description":"Service not deployed"}'
 
