@@ -13,14 +13,17 @@ import uuid
 from base64 import b64decode
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import paramiko
 import pytest
 import requests
+import yaml
 from cluster_paths import MountedPath, cluster_path
-from gateway_client import Api
+from gateway_client import MACHINE, Api
 
+from common import config
 from common.stack_env import REPO, load_env, stack_dir
 
 LOCAL = REPO / "deploy" / "local"
@@ -51,32 +54,65 @@ class Site:
     def slurm_env(self) -> dict[str, str]:
         return {"SLURM_CONF": self.env["SLURM_CONF"]}
 
+    def slurm_env_of(self, system: str | None) -> dict[str, str]:
+        """Slurm's clients for `system` (None: the first): each system's cluster has its own slurm.conf
+        (`SLURM_CONF_<SYSTEM>` in the env file; the first system's is `SLURM_CONF`)."""
+        key = f"SLURM_CONF_{system.upper()}" if system else ""
+        return {"SLURM_CONF": self.env.get(key, self.env["SLURM_CONF"])}
+
     @property
     def site_file(self) -> Path:
         """The site file the services read."""
-        return REPO / ("deploy/docker/compose/site.yaml" if self.compose else "deploy/local/site.yaml")
+        return site_file(self.compose)
+
+    @property
+    def systems(self) -> list[str]:
+        """The systems of the site file, in its order (natively two, in compose one): X-Machine-Name values."""
+        return site_systems(self.site_file)
+
+    def partitions(self, system: str) -> set[str]:
+        """The partitions the site file gives `system`."""
+        raw = yaml.safe_load(self.site_file.read_text())
+        return {p for s in raw["systems"] if s["name"] == system for p in s.get("partitions", [])}
+
+    @cached_property
+    def config(self) -> config.Site:
+        """The site file as the services read it (native site: its paths are this machine's)."""
+        return config.load(self.site_file, {**os.environ, **self.env, "FIRECREST_STACK_DIR": str(self.dir)})
+
+    def first(self, system: str | None) -> bool:
+        return system is None or system == self.systems[0]
+
+    def cluster_name(self, system: str | None = None) -> str:
+        """The Slurm cluster name of `system` (each system is a cluster of its own; accounting keys jobs by it)."""
+        out = self.shell(None, "scontrol show config", check=True, system=system).stdout
+        return next(line.split("=", 1)[1].strip() for line in out.splitlines() if line.startswith("ClusterName"))
 
     @staticmethod
     def path(path: str | Path) -> Path:
         """A path on the cluster's filesystems, for the tests' own file operations (tests/cluster_paths.py)."""
         return cluster_path(path)
 
-    def shell(self, user: str | None, command: str, check: bool = False) -> subprocess.CompletedProcess:
-        """`sh -c command` on the cluster's login node, as `user` (root if None): Slurm's clients as a user of the
-        cluster would run them, beside the gateway."""
+    def shell(self, user: str | None, command: str, check: bool = False,
+              system: str | None = None) -> subprocess.CompletedProcess:
+        """`sh -c command` on the login node of `system` (None: the first), as `user` (root if None): Slurm's
+        clients as a user of the cluster would run them, beside the gateway."""
         if self.compose:
             argv = [str(PODMAN), "exec", *(["--user", user] if user else []), self.env["FIRECREST_LOGIN_CONTAINER"],
                     "sh", "-c", command]
             return subprocess.run(argv, capture_output=True, text=True, check=check)
         argv = ["su", user, "-s", "/bin/sh", "-c", command] if user else ["sh", "-c", command]
-        return subprocess.run(argv, env={**os.environ, **self.slurm_env}, capture_output=True, text=True, check=check)
+        env = {**os.environ, **self.slurm_env_of(system)}
+        return subprocess.run(argv, env=env, capture_output=True, text=True, check=check)
 
-    def certificate(self, principal: str, key_id: str, validity: str = "-1m:+5m") -> paramiko.Ed25519Key:
-        """A fresh ed25519 key with a certificate from the site's user CA."""
+    def certificate(self, principal: str, key_id: str, validity: str = "-1m:+5m",
+                    system: str | None = None) -> paramiko.Ed25519Key:
+        """A fresh ed25519 key with a certificate from the user CA of `system` (None: the first system's)."""
+        ca = self.dir / "ca" / "user_ca" if self.first(system) else Path(self.config.ca_key_of(str(system)))
         path = Path(tempfile.mkdtemp(dir=self.workdir)) / "key"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
         subprocess.run(
-            ["ssh-keygen", "-q", "-s", str(self.dir / "ca" / "user_ca"), "-I", key_id, "-n", principal,
+            ["ssh-keygen", "-q", "-s", str(ca), "-I", key_id, "-n", principal,
              "-V", validity, f"{path}.pub"],
             check=True,
         )
@@ -84,11 +120,15 @@ class Site:
         key.load_certificate(f"{path}-cert.pub")
         return key
 
-    def connect(self, username: str, key: paramiko.PKey) -> paramiko.SSHClient:
-        """Log in to the login node, verifying its pinned host key."""
-        host, port = self.env["FIRECREST_SSH_HOST"], int(self.env["FIRECREST_SSH_PORT"])
+    def connect(self, username: str, key: paramiko.PKey, system: str | None = None) -> paramiko.SSHClient:
+        """Log in to the login node of `system` (None: the first), verifying its pinned host key."""
+        if self.first(system):
+            host, port = self.env["FIRECREST_SSH_HOST"], int(self.env["FIRECREST_SSH_PORT"])
+            kind, blob = (self.dir / "login" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        else:
+            login = self.config.systems[str(system)]
+            host, port, (kind, blob) = login.host, login.port, login.host_key.split()
         client = paramiko.SSHClient()
-        kind, blob = (self.dir / "login" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
         client.get_host_keys().add(f"[{host}]:{port}", kind, paramiko.PKey.from_type_string(kind, b64decode(blob)))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         sock = socket.create_connection((host, port), timeout=10)
@@ -165,12 +205,31 @@ class Site:
     def service_url(self, name: str) -> str:
         return self.env[f"FIRECREST_INTERNAL_{name.upper()}_URL"]
 
-    def audit_records(self, request_ids: set[str]) -> list[dict]:
-        return [r for r in map(json.loads, self.audit_lines()) if r["request_id"] in request_ids]
+    def audit_records(self, request_ids: set[str], system: str | None = None) -> list[dict]:
+        return [r for r in map(json.loads, self.audit_lines(system)) if r["request_id"] in request_ids]
 
-    def audit_lines(self) -> list[str]:
-        path = self.dir / "log" / "audit.log"
+    def audit_lines(self, system: str | None = None) -> list[str]:
+        """The audit log of the login node of `system` (None: the first); each login node keeps its own
+        (deploy/local/stack/components/cluster2.py: `<system>-audit.log`)."""
+        path = self.dir / "log" / ("audit.log" if self.first(system) else f"{system}-audit.log")
         return path.read_text().splitlines() if path.exists() else []
+
+
+def site_file(compose: bool) -> Path:
+    return REPO / ("deploy/docker/compose/site.yaml" if compose else "deploy/local/site.yaml")
+
+
+def site_systems(path: Path | None = None) -> list[str]:
+    """The names of the systems in the site file (the native site's, or the compose site's when that is the one
+    under test)."""
+    raw = yaml.safe_load((path or site_file(compose_wanted())).read_text())
+    return [s["name"] for s in raw["systems"]]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes `each_system` runs once per system of the site under test (never assumes two)."""
+    if "each_system" in metafunc.fixturenames:
+        metafunc.parametrize("each_system", site_systems())
 
 
 def compose_wanted() -> bool:
@@ -250,6 +309,13 @@ def bob_dir(site: Site) -> Iterator[Path]:
 def workdir(tmp_path: Path) -> Path:
     """The client machine's side of a transfer."""
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def systems(site: Site) -> list[str]:
+    """The site's systems (X-Machine-Name values), the first being the one `api` addresses by default."""
+    assert site.systems[0] == MACHINE, "tests/gateway_client.py MACHINE must be the site file's first system"
+    return site.systems
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""A FirecREST v1 client for the tests: one user, one service prefix, and task polling as pyfirecrest does it."""
+"""A FirecREST v1 client for the tests: one user, one service prefix, one system (sent as X-Machine-Name), and
+task polling as pyfirecrest does it."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ import uuid
 
 import requests
 
-MACHINE = "cluster"
+MACHINE = "cluster"  # the site's first system; tests/conftest.py `Site.systems` lists them all
+OWN = "<the client's own system>"  # a request's default: the system the client was made for
+
+
 
 
 class Api:
-    def __init__(self, site, user: str, service: str) -> None:
-        self.site, self.user = site, user
+    def __init__(self, site, user: str, service: str, machine: str = MACHINE) -> None:
+        self.site, self.user, self.service, self.machine = site, user, service, machine
         self.base = f"{site.env['FIRECREST_URL']}/{service}"
         self.calls: list[tuple[str, int]] = []
 
     def request(self, method: str, path: str, *, params: dict | None = None, data: dict | bytes | None = None,
-                files: dict | None = None, machine: str | None = MACHINE, headers: dict | None = None,
+                files: dict | None = None, machine: str | None = OWN, headers: dict | None = None,
                 timeout: float = 30) -> requests.Response:
+        """`machine`: the X-Machine-Name to send (None: none); by default the client's own system."""
+        machine = self.machine if machine == OWN else machine
         rid = (headers or {}).get("X-Request-ID") or f"t-{uuid.uuid4().hex[:20]}"
         sent = {"Authorization": f"Bearer {self.site.token(self.user)}", "X-Request-ID": rid}
         if machine is not None:
@@ -29,18 +35,22 @@ class Api:
         self.calls.append((rid, response.status_code))  # for checks against the login node's audit log
         return response
 
-    def get(self, path: str, machine: str | None = MACHINE, **params: object) -> requests.Response:
+    def get(self, path: str, machine: str | None = OWN, **params: object) -> requests.Response:
         return self.request("GET", path, params=params, machine=machine)
 
-    def post(self, path: str, files: dict | None = None, machine: str | None = MACHINE,
+    def post(self, path: str, files: dict | None = None, machine: str | None = OWN,
              **form: object) -> requests.Response:
         return self.request("POST", path, data=form, files=files, machine=machine)
 
-    def put(self, path: str, machine: str | None = MACHINE, **form: object) -> requests.Response:
+    def put(self, path: str, machine: str | None = OWN, **form: object) -> requests.Response:
         return self.request("PUT", path, data=form, machine=machine)
 
-    def delete(self, path: str, machine: str | None = MACHINE, **form: object) -> requests.Response:
+    def delete(self, path: str, machine: str | None = OWN, **form: object) -> requests.Response:
         return self.request("DELETE", path, data=form, machine=machine)
+
+    def on(self, machine: str) -> Api:
+        """The same user and service on another system."""
+        return Api(self.site, self.user, self.service, machine)
 
     def task(self, task_id: str) -> dict:
         reply = requests.get(f"{self.site.env['FIRECREST_URL']}/tasks", params={"tasks": task_id}, timeout=30,

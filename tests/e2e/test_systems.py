@@ -1,0 +1,116 @@
+"""Every system of the site through the gateway, picked by X-Machine-Name: the main flows (whoami, ls, upload and
+download, a job that runs on that system's cluster and is in that cluster's accounting only, its partitions) and
+status listing each system with its own health. Parametrized over the systems of the site file under test (two on
+the native site, one in compose): nothing here assumes how many there are."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from cluster_paths import cluster_path
+from gateway_client import Api
+
+SERVICE = "utilities"  # the `api` fixture's service (tests/conftest.py)
+
+
+def client(site, service: str, system: str, user: str = "alice") -> Api:
+    return Api(site, user, service, machine=system)
+
+
+def finished(site, system: str, jobid: str, timeout: float = 60) -> str:
+    """The job's final state, asked of its own cluster (job ids of different clusters overlap)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = site.shell("alice", f"squeue --states=all -h -j {jobid} -o %T", system=system).stdout.strip()
+        if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"job {jobid} of {system} did not finish")
+
+
+def test_whoami(site, each_system):
+    response = client(site, "utilities", each_system).get("/whoami")
+    assert response.status_code == 200, response.text
+    assert response.json()["output"] == "alice"
+
+
+def test_upload_ls_download(site, each_system, home_dir):
+    api = client(site, "utilities", each_system)
+    data = f"on {each_system}\n".encode() + bytes(range(256))
+    name = f"small-{each_system}.bin"
+    uploaded = api.post("/upload", files={"file": (name, data)}, targetPath=str(home_dir))
+    assert uploaded.status_code == 201, uploaded.text
+    listing = api.get("/ls", targetPath=str(home_dir))
+    assert listing.status_code == 200, listing.text
+    assert [e["name"] for e in listing.json()["output"]] == [name]
+    downloaded = api.get("/download", sourcePath=f"{home_dir}/{name}")
+    assert downloaded.status_code == 200 and downloaded.content == data
+    assert cluster_path(f"{home_dir}/{name}").read_bytes() == data
+
+
+def test_a_job_runs_on_its_systems_cluster_and_is_in_that_accounting_only(site, each_system, systems):
+    compute = client(site, "compute", each_system)
+    name = f"sys-{uuid.uuid4().hex[:10]}"
+    script = f'#!/bin/bash\n#SBATCH --job-name={name}\necho "$SLURM_CLUSTER_NAME"\n'.encode()
+    task = compute.outcome(compute.post("/jobs/upload", files={"file": ("job.sh", script)}), 201)
+    assert task["status"] == "200" and task["system"] == each_system, task
+    jobid = task["data"]["jobid"]
+    assert finished(site, each_system, jobid) == "COMPLETED"
+    cluster = site.cluster_name(each_system)
+    assert cluster_path(task["data"]["job_file_out"]).read_text() == f"{cluster}\n"
+    acct = compute.outcome(compute.get("/acct", jobs=jobid))
+    assert acct["status"] == "200", acct
+    assert [(a["jobid"], a["name"]) for a in acct["data"]] == [(jobid, name)]
+    # Accounting is one slurmdbd for every cluster of the site, kept apart by cluster name.
+    recorded = site.shell(None, f"sacct -n -X -P -M all --name={name} -S now-1days -o cluster", check=True,
+                          system=each_system).stdout.split()
+    assert recorded == [cluster]
+    for other in systems:
+        if other != each_system:  # the same job id may be another cluster's job, never one of this name
+            theirs = client(site, "compute", other).outcome(client(site, "compute", other).get("/acct", jobs=jobid))
+            assert theirs["status"] == "200" and name not in [a["name"] for a in theirs["data"]], theirs
+
+
+def test_partitions(site, each_system):
+    compute = client(site, "compute", each_system)
+    partitions = compute.outcome(compute.get("/partitions"))
+    assert partitions["status"] == "200", partitions
+    assert {p["PartitionName"] for p in partitions["data"]} == site.partitions(each_system)
+
+
+def test_each_system_has_partitions_of_its_own(site, systems):
+    if len(systems) < 2:
+        pytest.skip("the site has one system")
+    found = {}
+    for system in systems:
+        compute = client(site, "compute", system)
+        found[system] = frozenset(p["PartitionName"] for p in compute.outcome(compute.get("/partitions"))["data"])
+    assert len(set(found.values())) == len(systems), found
+
+
+def test_status_lists_every_system_with_its_health(site, systems):
+    status = client(site, "status", systems[0])
+    listed = status.get("/systems", machine=None)
+    assert listed.status_code == 200, listed.text
+    out = listed.json()["out"]
+    assert [s["system"] for s in out] == systems
+    assert all(s["status"] == "available" and s["description"] == "System ready" for s in out), out
+    for system in systems:
+        one = status.get(f"/systems/{system}", machine=None)
+        assert one.status_code == 200 and one.json()["out"]["system"] == system
+    filesystems = status.get("/filesystems", machine=None).json()["out"]
+    assert list(filesystems) == systems
+
+
+@pytest.mark.parametrize("name", ["nope", "CLUSTER", "cluster/../cluster", "../cluster", "cluster\tx",
+                                  "cluster$(id)", "cluster`id`", "-cluster", "clüster", "x" * 5000])
+@pytest.mark.parametrize("service,path", [("utilities", "/whoami"), ("utilities", "/ls"),
+                                          ("compute", "/partitions"), ("compute", "/jobs")])
+def test_an_unknown_system_gets_the_contracts_error(site, name, service, path):
+    response = client(site, service, name).get(path, targetPath="/home")
+    assert response.status_code == 400, response.text
+    header = "X-Machine-Does-Not-Exist"
+    assert response.headers.get(header) == "Machine does not exist", dict(response.headers)
+    assert response.json()["error"] == "Machine does not exist"
