@@ -31,6 +31,9 @@ INTERNAL = {
     ("put", "/tasks/{tid}"),
     ("delete", "/tasks/{tid}"),
     ("post", "/tasks/claim"),
+    ("post", "/tasks/idempotency/reservation"),  # Idempotency-Key reservations (tasks/idempotency_routes.py)
+    ("put", "/tasks/idempotency/reply"),
+    ("delete", "/tasks/idempotency/reservation"),
 }
 # Routes the gateway itself adds (kong/kong.yml): the early `/jobs/{machine}` at the root, passed unstripped to
 # compute's `/jobs/<name>` (POST) and `/jobs/<jobid>` (GET).
@@ -145,7 +148,9 @@ def test_storage_routes_answer_201_and_their_errors(spec):
     for path, op in operations.items():
         assert {"201", "400", "401", "503"} <= set(op["responses"]), path
         bounded = path in ("/storage/xfer-external/upload", "/storage/xfer-external/download")  # 429: too many
-        assert set(op["responses"]) <= {"201", "400", "401", "503"} | ({"429"} if bounded else set()), path
+        keyed = {"409", "422"} if path != "/storage/xfer-external/invalidate" else set()  # Idempotency-Key
+        assert keyed <= set(op["responses"]), path
+        assert set(op["responses"]) <= {"201", "400", "401", "503"} | keyed | ({"429"} if bounded else set()), path
         assert ("429" in op["responses"]) == bounded, path
         if path != "/storage/xfer-external/invalidate":
             assert {"$ref": "#/components/parameters/MachineName"} in op["parameters"], path
