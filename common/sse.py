@@ -7,7 +7,7 @@ the client (gunicorn, the gateway) buffers it, and so that a stream a client lef
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from flask import Response, request, stream_with_context
 
@@ -33,6 +33,11 @@ def comment(text: str = "") -> str:
     return f": {text}\n\n"
 
 
+def retry(ms: int) -> str:
+    """How long a client waits before reconnecting after the stream ends (a field with no event)."""
+    return f"retry: {int(ms)}\n\n"
+
+
 def last_event_id(default: str | None = None) -> str | None:
     """The `Last-Event-ID` header a reconnecting client sends (or the `lastEventId` parameter, for clients that
     cannot set headers); None when absent. Its syntax is the caller's to check."""
@@ -40,10 +45,15 @@ def last_event_id(default: str | None = None) -> str | None:
     return value.strip() if value and value.strip() else default
 
 
-def response(pieces: Iterable[str]) -> Response:
+def response(pieces: Iterable[str], on_close: Callable[[], None] | None = None) -> Response:
+    """The stream as a response; `on_close` runs when it ends for any reason (the client left, the generator
+    ended or failed), even if it never started: what the stream holds (a slot, a lease) is always given back."""
     def encoded() -> Iterator[bytes]:
         for piece in pieces:
             yield piece.encode()
 
-    return Response(stream_with_context(encoded()), status=200, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    reply = Response(stream_with_context(encoded()), status=200, mimetype="text/event-stream",
+                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    if on_close is not None:
+        reply.call_on_close(on_close)
+    return reply

@@ -91,9 +91,12 @@ class TasksClient:
             pause = min(pause * 2, 2.0)
 
     def create(self, user: Identity, service: str, system: str | None, private: dict[str, Any] | None = None,
-               lease_s: float | None = None, data: Any = "Queued", holder: str | None = None) -> str:
+               lease_s: float | None = None, data: Any = "Queued", holder: str | None = None,
+               task_id: str | None = None) -> str:
         payload = {"service": service, "system": system, "data": data, "lease_s": lease_s, "holder": holder,
                    "private": self.sealer.seal(private) if private is not None else None}
+        if task_id:
+            payload["task_id"] = task_id
         reply = self._call("POST", "/", user.token, payload, patience_s=2)
         if reply.status_code != 201:
             raise FirecrestError(_error(reply), "Error creating task")
@@ -125,10 +128,11 @@ class TasksClient:
             raise FirecrestError(_error(reply), "Error updating task")
 
     def create_held(self, user: Identity, service: str, system: str, private: dict[str, Any],
-                    lease_s: float) -> tuple[str, str]:
+                    lease_s: float, task_id: str | None = None) -> tuple[str, str]:
         """A task whose work is `private`, leased to this process under a fresh holder name: (task id, holder)."""
         holder = secrets.token_hex(8)
-        return self.create(user, service, system, private=private, lease_s=lease_s, holder=holder), holder
+        return self.create(user, service, system, private=private, lease_s=lease_s, holder=holder,
+                           task_id=task_id), holder
 
     def get(self, token: str, task_id: str) -> dict[str, Any] | None:
         """The task as its owner sees it; None when it does not exist or is another user's."""
@@ -185,6 +189,26 @@ class TasksClient:
         reply = self._call("DELETE", "/idempotency/reservation", token, {"key": key, "nonce": nonce}, patience_s=5)
         if reply.status_code != 204:
             raise Unavailable(_error(reply), "Idempotency key store unavailable")
+
+    def claim_job_polls(self, holder: str, lease_s: float, limit: int) -> list[dict[str, Any]]:
+        """(system, user) whose jobs have stream listeners and are due for a poll, now held by `holder` for
+        `lease_s`: each with the listeners' token (sealed) and the jobs' last published states (`known`)."""
+        reply = self._call("POST", "/events/jobs/claim", None, {"holder": holder, "lease_s": lease_s, "limit": limit})
+        if reply.status_code != 200:
+            raise Unavailable(_error(reply), "Task store unavailable")
+        return reply.json()["polls"]
+
+    def publish_jobs(self, token: str, system: str, holder: str, jobs: dict[str, dict[str, Any]],
+                     gone: list[str], next_poll_s: float) -> int | None:
+        """Compare and publish what a poll saw of the token's user's jobs; None when `holder` no longer holds the
+        poll (another process took it over: what this one saw is dropped)."""
+        reply = self._call("POST", "/events/jobs/publish", token, {
+            "system": system, "holder": holder, "jobs": jobs, "gone": gone, "next_poll_s": next_poll_s}, patience_s=2)
+        if reply.status_code == 409:
+            return None
+        if reply.status_code != 200:
+            raise FirecrestError(_error(reply), "Error publishing job events")
+        return int(reply.json()["published"])
 
 
 def _error(reply: requests.Response) -> str:
