@@ -8,10 +8,12 @@ from __future__ import annotations
 from flask import Flask
 
 from common.app import REMOTE, create_app, on_serve
+from common.auth import TokenValidator
 from common.config import Site, load
 from common.tasks_client import TasksClient
 
 from .background import compute_engine
+from .job_events import JobPoller
 from .operations import OPERATIONS
 from .output_routes import output_routes
 from .routes import ENGINE, routes
@@ -23,4 +25,6 @@ def create(site: Site | None = None) -> Flask:
     engine = compute_engine(TasksClient.of(site), app.extensions[REMOTE], OPERATIONS)
     app.extensions[ENGINE] = engine
     on_serve(app, engine.serve)
+    # Polls Slurm for users with a job event stream open (served by the tasks service).
+    on_serve(app, JobPoller(TasksClient.of(site), app.extensions[REMOTE], TokenValidator(site.auth)).serve)
     return app
