@@ -22,6 +22,10 @@ from prometheus_client import multiprocess
 
 from common.app import start_background
 
+# One header may be as large as the gateway lets through (HAProxy's 16 KiB buffer), so that the service, not
+# gunicorn's HTML 431, answers an oversized value (an Idempotency-Key of 10 kB gets the JSON 400).
+limit_request_field_size = 16384
+
 
 def on_starting(server: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
