@@ -148,3 +148,10 @@ def test_a_failure_releases_the_key():
     reply = app.test_client().post("/work", headers={"Idempotency-Key": "k"})
     assert reply.status_code == 400 and idempotency.REPLY_HEADER not in reply.headers
     assert [kind for kind, _ in fake.calls] == ["reserve", "release"]
+
+
+def test_gunicorn_lets_a_long_key_reach_the_service():
+    """A 10 kB key must get the JSON 400 above, not gunicorn's HTML 431 (default field limit 8190 bytes)."""
+    from common import serving
+
+    assert serving.limit_request_field_size >= 16384
