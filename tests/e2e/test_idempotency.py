@@ -237,3 +237,13 @@ def test_cors_lets_the_header_through_and_exposes_the_reply(site):
                           headers={"Authorization": f"Bearer {site.token('alice')}", "Origin": "https://x"})
     assert {"Idempotency-Key-Reply", "Retry-After"} <= {
         h.strip() for h in status.headers["Access-Control-Expose-Headers"].split(",")}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+@pytest.mark.parametrize("path", ["/tasks/idempotency/reservation", "/tasks/idempotency/reply"])
+def test_the_key_store_is_not_reachable_through_the_gateway(site, method, path):
+    reply = requests.request(method, site.env["FIRECREST_URL"] + path, timeout=30,
+                             json={"key": "k", "fingerprint": "ab" * 32},
+                             headers={"Authorization": f"Bearer {site.token('alice')}",
+                                      "X-Firecrest-Service-Token": "guess"})
+    assert reply.status_code in (404, 405), reply.text
