@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
-PORTS = [3307, 6817, 6818, 6819, 2222, 6380, 11212, 6200, 6201, 6202, 8080, 8180, 9180]
+PORTS = [3307, 6817, 6818, 6819, 2222, 6380, 11212, 6200, 6201, 6202, 8080, 8180, 9180,
+         6827, 6828, 2223]  # the second system's slurmctld, slurmd and login node
 
 
 def pids(site) -> dict[str, int]:
     found = {}
-    for pidfile in [*site.dir.glob("run/*.pid"), *site.dir.glob("slurm/run/*.pid"), site.dir / "munge/munged.pid"]:
+    for pidfile in [*site.dir.glob("run/*.pid"), *site.dir.glob("slurm/run/*.pid"),
+                    *site.dir.glob("cluster2/run/*.pid"), site.dir / "munge/munged.pid"]:
         if pidfile.exists():
-            found[pidfile.name] = int(pidfile.read_text().split()[0])
+            found[str(pidfile.relative_to(site.dir))] = int(pidfile.read_text().split()[0])
     return found
 
 
@@ -42,7 +44,7 @@ def test_second_up_starts_nothing(site):
 
 
 def test_taken_port_is_named_and_nothing_else_changes(site):
-    redis_pid = pids(site)["redis.pid"]
+    redis_pid = pids(site)["run/redis.pid"]
     os.kill(redis_pid, signal.SIGTERM)
     while alive(redis_pid):
         time.sleep(0.05)
@@ -51,11 +53,11 @@ def test_taken_port_is_named_and_nothing_else_changes(site):
     squatter.bind(("127.0.0.1", 6380))
     squatter.listen()
     try:
-        others = {k: v for k, v in pids(site).items() if k != "redis.pid"}
+        others = {k: v for k, v in pids(site).items() if k != "run/redis.pid"}
         result = site.control("up", check=False)
         assert result.returncode == 1
         assert "port 6380 needed by redis is already taken" in result.stderr
-        assert {k: v for k, v in pids(site).items() if k != "redis.pid"} == others
+        assert {k: v for k, v in pids(site).items() if k != "run/redis.pid"} == others
         assert all(alive(pid) for pid in others.values())
     finally:
         squatter.close()
