@@ -34,6 +34,7 @@ INTERNAL = {
     ("post", "/tasks/idempotency/reservation"),  # Idempotency-Key reservations (tasks/idempotency_routes.py)
     ("put", "/tasks/idempotency/reply"),
     ("delete", "/tasks/idempotency/reservation"),
+    *(("get", f"{prefix}/metrics") for prefix in PUBLIC.values()),  # the site's monitoring (README, Metrics)
 }
 # Routes the gateway itself adds (kong/kong.yml): the early `/jobs/{machine}` at the root, passed unstripped to
 # compute's `/jobs/<name>` (POST) and `/jobs/<jobid>` (GET).
