@@ -5,11 +5,14 @@ the native site, one in compose): nothing here assumes how many there are."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
 import pytest
+import yaml
 from cluster_paths import cluster_path
+from conftest import user_ids
 from gateway_client import Api
 
 SERVICE = "utilities"  # the `api` fixture's service (tests/conftest.py)
@@ -17,6 +20,12 @@ SERVICE = "utilities"  # the `api` fixture's service (tests/conftest.py)
 
 def client(site, service: str, system: str, user: str = "alice") -> Api:
     return Api(site, user, service, machine=system)
+
+
+def xfer_partition(site, system: str) -> str:
+    """The partition the site file gives `system`'s transfer jobs."""
+    raw = yaml.safe_load(site.site_file.read_text())
+    return next(s.get("xfer_partition", "xfer") for s in raw["systems"] if s["name"] == system)
 
 
 def finished(site, system: str, jobid: str, timeout: float = 60) -> str:
@@ -71,6 +80,22 @@ def test_a_job_runs_on_its_systems_cluster_and_is_in_that_accounting_only(site, 
         if other != each_system:  # the same job id may be another cluster's job, never one of this name
             theirs = client(site, "compute", other).outcome(client(site, "compute", other).get("/acct", jobs=jobid))
             assert theirs["status"] == "200" and name not in [a["name"] for a in theirs["data"]], theirs
+
+
+def test_an_internal_transfer_runs_on_its_systems_xfer_partition(site, each_system, home_dir):
+    storage = client(site, "storage", each_system)
+    source = cluster_path(f"{home_dir}/src.txt")
+    source.write_bytes(b"moved on " + each_system.encode())
+    os.chown(source, *user_ids("alice"))
+    reply = storage.post("/xfer-internal/cp", sourcePath=f"{home_dir}/src.txt", targetPath=f"{home_dir}/dst.txt")
+    assert reply.status_code == 201, reply.text
+    task = storage.wait(reply.json()["task_id"])
+    assert task["status"] == "200" and task["system"] == each_system, task
+    jobid = task["data"]["jobid"]
+    partition = site.shell("alice", f"squeue --states=all -h -j {jobid} -o %P", system=each_system).stdout.strip()
+    assert partition == xfer_partition(site, each_system)
+    assert finished(site, each_system, jobid) == "COMPLETED"
+    assert cluster_path(f"{home_dir}/dst.txt").read_bytes() == b"moved on " + each_system.encode()
 
 
 def test_partitions(site, each_system):
