@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from gateway_client import Api
+from gateway_client import MACHINE, Api
 from test_compute import script
 
 SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
@@ -139,9 +139,10 @@ def test_hostile_keys_are_400(site, api, key):
 def raw_post(site, path: str, headers: bytes, body: bytes = b"targetPath=/nonexistent.sh") -> bytes:
     """A request with bytes no client library sends (a line break inside a header): the status line."""
     url = urlsplit(site.env["FIRECREST_URL"])
-    request = (f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {site.token('alice')}\r\n"
-               f"X-Machine-Name: cluster\r\nContent-Type: application/x-www-form-urlencoded\r\n").encode() + headers + (
-        f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    head = (f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {site.token('alice')}\r\n"
+            f"X-Machine-Name: {MACHINE}\r\nContent-Type: application/x-www-form-urlencoded\r\n").encode()
+    tail = f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    request = head + headers + tail + body
     with socket.create_connection((url.hostname, url.port or 80), timeout=30) as s:
         s.sendall(request)
         answer = b""
@@ -177,10 +178,10 @@ def test_path_and_early_route_are_keyed(site, api, home_dir: Path):
     assert [r.headers[REPLY] for r in replies] == ["miss", "hit"]
     assert replies[0].json() == replies[1].json()
     early, key = Api(site, "alice", "jobs"), new_key()
-    seeds = [keyed(early, "/cluster", key, targetPath=str(path)) for _ in range(2)]
+    seeds = [keyed(early, f"/{MACHINE}", key, targetPath=str(path)) for _ in range(2)]
     assert [r.headers[REPLY] for r in seeds] == ["miss", "hit"], seeds[0].text
     assert seeds[0].json()["task_id"] == seeds[1].json()["task_id"] != replies[0].json()["task_id"]
-    assert keyed(early, "/cluster", key, targetPath=str(path) + "x").status_code == 422
+    assert keyed(early, f"/{MACHINE}", key, targetPath=str(path) + "x").status_code == 422
     submitted(api, replies[0].json()["task_id"])
     submitted(api, seeds[0].json()["task_id"])
     assert len(jobs_named(site, "alice", name)) == 2  # one per key
