@@ -4,8 +4,9 @@ A service's app is built by its factory in each worker (`compute.app:create()`);
 recovery, lease renewal, transfer watching) starts here, once the worker has the app, and never at import.
 
 Metrics (common/metrics.py): with `PROMETHEUS_MULTIPROC_DIR` set, the workers write their values to files in that
-directory. The master empties it before the first worker starts (values of an earlier run would be added to this
-one's) and keeps it private to the service's account; a worker that exits has its live gauges dropped."""
+directory. The master empties it once it holds the port, before the first worker starts (values of an earlier run
+would be added to this one's) and keeps it private to the service's account; a worker that exits has its live
+gauges dropped."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ from common.app import start_background
 limit_request_field_size = 16384
 
 
-def on_starting(server: Any) -> None:
+def when_ready(server: Any) -> None:
+    """The master holds the port now, before any worker starts: a second instance that cannot bind it never
+    gets here, so it cannot wipe the values of the one that serves."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         prepare_metrics_dir(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
 
