@@ -3,6 +3,7 @@ command times, and the Slurm queue (our jobs left, the job table's fill, cancell
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -69,14 +70,14 @@ def settle(max_s: float = 30, busy_below: float = 0.35) -> str:
             break
     return f"waited {time.monotonic() - start:.0f} s for the host to settle (CPU {busy:.0%} busy)"
 
-COMMANDS = ("mkdir", "dd", "sbatch", "scontrol")  # what one upload submission runs on the login node, in order
+COMMANDS = ("tar", "sbatch", "scontrol")  # what an upload submission may run on the login node
 
 
-def audit_times(request_ids: set[str], wait_s: float = 5) -> dict[str, dict[str, float]]:
-    """{request id: {"mkdir": t, "dd": t, "sbatch": t, "scontrol": t}}: when the login node saw each command of
-    the submission finish (epoch s, from the audit log's `time`, ms resolution)."""
+def audit_times(request_ids: set[str], wait_s: float = 5) -> dict[str, dict[str, tuple[float, float]]]:
+    """{request id: {"tar": (started, ended), "sbatch": (...), ...}}: when the login node saw each command of the
+    submission start and end (epoch s, from the audit log's `started` and `time`, ms resolution)."""
     log = stack_dir() / "log" / "audit.log"
-    found: dict[str, dict[str, float]] = {}
+    found: dict[str, dict[str, tuple[float, float]]] = {}
     deadline = time.monotonic() + wait_s
     while True:
         with log.open() as f:
@@ -87,33 +88,39 @@ def audit_times(request_ids: set[str], wait_s: float = 5) -> dict[str, dict[str,
                 rid = record.get("request_id")
                 if rid not in request_ids:
                     continue
-                when = datetime.datetime.fromisoformat(record["time"]).timestamp()
+                ended = datetime.datetime.fromisoformat(record["time"]).timestamp()
+                started = datetime.datetime.fromisoformat(record.get("started", record["time"])).timestamp()
                 for word in COMMANDS:
                     if f" {word} " in record["command"]:
-                        found.setdefault(rid, {}).setdefault(word, when)
+                        found.setdefault(rid, {}).setdefault(word, (started, ended))
         if all("sbatch" in found.get(rid, {}) for rid in request_ids) or time.monotonic() > deadline:
             return found
         time.sleep(0.2)  # the collector writes a moment after the command
 
 
-def phases(runs: dict[str, tuple[float, float]], audit: dict[str, dict[str, float]]) -> list[str]:
+def phases(runs: dict[str, tuple[float, float]], audit: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
     """p50/p95 of each step of the submissions, from the POST to the poll that saw 200 (runs: request id ->
-    (time.time() posted, time.time() 200 seen))."""
-    steps = [("POST -> mkdir done (task created, queued)", None, "mkdir"), ("mkdir -> dd (script written)", "mkdir",
-             "dd"), ("dd -> sbatch returned", "dd", "sbatch"), ("sbatch -> scontrol show job", "sbatch",
-             "scontrol"), ("scontrol -> poll saw 200 (task update)", "scontrol", None)]
+    (time.time() posted, time.time() 200 seen)); and how many ran `tar` before sbatch, at the same time, or not."""
+    steps = [("POST -> sbatch started (task created)", lambda t, posted, seen: t["sbatch"][0] - posted),
+             ("sbatch on the login node", lambda t, posted, seen: t["sbatch"][1] - t["sbatch"][0]),
+             ("sbatch returned -> poll saw 200", lambda t, posted, seen: seen - t["sbatch"][1]),
+             ("tar on the login node", lambda t, posted, seen: t["tar"][1] - t["tar"][0])]
     lines = []
-    for label, a, b in steps:
+    for label, step in steps:
         values = []
         for rid, (posted, seen) in runs.items():
-            t = audit.get(rid, {})
-            start = posted if a is None else t.get(a)
-            end = seen if b is None else t.get(b)
-            if start is not None and end is not None:
-                values.append((end - start) * 1000)
+            with contextlib.suppress(KeyError):
+                values.append(step(audit.get(rid, {}), posted, seen) * 1000)
         if values:
             lines.append(f"{label:<42} p50 {percentile(values, 0.5):7.1f} ms  p95 {percentile(values, 0.95):7.1f} ms"
                          f"  (n {len(values)})")
+    order = {"before": 0, "alongside": 0, "none": 0}
+    for times in (audit.get(rid, {}) for rid in runs):
+        if "sbatch" in times:
+            tar = times.get("tar")
+            order["none" if tar is None else "before" if tar[1] <= times["sbatch"][0] else "alongside"] += 1
+    lines.append(f"tar before sbatch {order['before']}, alongside it (directory made ahead) {order['alongside']}, "
+                 f"none {order['none']}")
     return lines
 
 

@@ -161,12 +161,13 @@ class Engine(Generic[R]):
     # -- starting and resuming -----------------------------------------------------------------------------
 
     def start(self, user: Identity, system: str, op: str, args: dict[str, Any], request_id: str,
-              wait_s: float = 0.0) -> str:
-        """Create the task, leased to this process, and start its work; returns the task id once the work has
-        ended or after `wait_s`, whichever comes first (a short wait saves the client the polls of quick work)."""
+              wait_s: float = 0.0, task_id: str | None = None) -> str:
+        """Create the task (with `task_id` if the service chose it), leased to this process, and start its work;
+        returns the task id once the work has ended or after `wait_s`, whichever comes first (a short wait saves
+        the client the polls of quick work)."""
         self.serve()
         work = Work.of(user, system, op, args, request_id)
-        task_id, holder = self.tasks.create_held(user, self.service, system, asdict(work), self.lease_s)
+        task_id, holder = self.tasks.create_held(user, self.service, system, asdict(work), self.lease_s, task_id)
         run = self.run_type(task_id, work, Status.QUEUED, holder, self.remote, self.lease_s)
         self._dispatch(run)
         if wait_s > 0:

@@ -80,22 +80,26 @@ class Upload(Done):
 
 
 class WriteFiles(Done):
-    """Writes files, making the directories they need, from a tar stream on stdin: one command where `mkdir -p`
-    and `dd` were two. Member names are paths under `base`, built by the caller from checked parts; only the
-    contents are the user's. As the user, tar keeps no owner, applies the umask, and leaves existing directories
-    alone."""
+    """Writes files, making the directories they need (and `dirs`, empty), from a tar stream on stdin: one command
+    where `mkdir -p` and `dd` were two. Member names are paths under `base`, built by the caller from checked
+    parts; only the contents are the user's. As the user, tar keeps no owner, applies the umask, and leaves
+    existing directories alone."""
 
     name = "upload"
 
-    def __init__(self, base: str, files: dict[str, bytes]) -> None:
-        for name in files:
+    def __init__(self, base: str, files: dict[str, bytes], dirs: list[str] | None = None) -> None:
+        self.base, self.files, self.dirs = base, files, dirs or []
+        for name in [*files, *self.dirs]:
             if name.startswith("/") or posixpath.normpath(name) != name or name.split("/")[0] == "..":
                 raise ValueError(f"not a relative path under the base: {name!r}")
-        self.base, self.files = base, files
 
     def payload(self) -> bytes:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for name in self.dirs:
+                member = tarfile.TarInfo(name)
+                member.type, member.mode, member.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+                archive.addfile(member)
             for name, content in self.files.items():
                 member = tarfile.TarInfo(name)
                 member.size, member.mode, member.mtime = len(content), 0o644, int(time.time())

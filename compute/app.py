@@ -14,15 +14,17 @@ from common.tasks_client import TasksClient
 
 from .background import compute_engine
 from .job_events import JobPoller
-from .operations import OPERATIONS
+from .operations import operations
 from .output_routes import output_routes
-from .routes import ENGINE, routes
+from .routes import ENGINE, WORKDIRS, routes
+from .workdirs import Workdirs
 
 
 def create(site: Site | None = None) -> Flask:
     site = site or load()
     app = create_app("compute", [routes, output_routes], site)
-    engine = compute_engine(TasksClient.of(site), app.extensions[REMOTE], OPERATIONS)
+    workdirs = app.extensions[WORKDIRS] = Workdirs()
+    engine = compute_engine(TasksClient.of(site), app.extensions[REMOTE], operations(workdirs))
     app.extensions[ENGINE] = engine
     on_serve(app, engine.serve)
     # Polls Slurm for users with a job event stream open (served by the tasks service).

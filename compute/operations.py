@@ -6,63 +6,26 @@ first looks for a job tagged with its task id before it calls sbatch.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import math
-import posixpath
 import time
 from typing import Any
 
 from common.engine import TaskRun
 from common.errors import BadRequest, FirecrestError
-from common.files import WriteFiles
 from common.slurm.accounting import Accounting
-from common.slurm.jobfiles import AllJobFiles, JobFiles, Tail
-from common.slurm.jobs import Cancel, FindTagged, cancel_error
+from common.slurm.jobfiles import AllJobFiles, Tail
+from common.slurm.jobs import Cancel, cancel_error
 from common.slurm.queue import Queue, RecentlyFinished
 from common.slurm.resources import Nodes, Partitions, Reservations
-from common.slurm.submit import Submit
 
 from .background import Operation
+from .submission import INFO_RETURNED, Submission
+from .workdirs import Workdirs
 
 TAIL_BYTES = 1000
 DBD_CATCH_UP_S = 8.0  # slurmdbd lags slurmctld by about 0.1 s; by seconds on a fresh site or for a final row
 DEFAULT_PAGE_SIZE = 25
-INFO_RETURNED = "Job info returned successfully"
-
-
-def submit(task: TaskRun, args: dict[str, Any]) -> dict[str, Any]:
-    jobid = task.run(FindTagged(task.task_id)) if task.resumed else None
-    if "script" in args:  # an uploaded script: stored in a directory of its own, where the job runs
-        base = task.remote.site.systems[task.system].compute_base_fs
-        where = posixpath.join(task.user.username, "firecrest", task.task_id)
-        workdir, script = posixpath.join(base, where), posixpath.join(base, where, args["filename"])
-    else:
-        script = args["path"]
-        workdir = posixpath.dirname(script) or "/"
-    if jobid is None:
-        if "script" in args:  # the directory and the script in one command
-            write = WriteFiles(base, {posixpath.join(where, args["filename"]): base64.b64decode(args["script"])})
-            task.run(write, stdin=write.payload())
-        task.before_change()
-        jobid = task.run(Submit(script, workdir, task.task_id, args.get("account"), args.get("env"),
-                               args.get("dependency", "")))
-    files, extra = _submitted_files(task, jobid, script, workdir, args)
-    return {"result": "Job submitted", "jobid": jobid, **files, "job_data_out": "", "job_data_err": "",
-            "job_info_extra": extra}
-
-
-def _submitted_files(task: TaskRun, jobid: str, script: str, workdir: str,
-                     args: dict[str, Any]) -> tuple[dict[str, str], str]:
-    """The job's script and output files: known without asking Slurm when the script names no output of its own
-    (Slurm's default, `slurm-<id>.out` in the working directory, for both), else from scontrol."""
-    if args.get("default_output") and posixpath.isabs(script) and posixpath.normpath(script) == script:
-        out = posixpath.join(workdir, f"slurm-{jobid}.out")
-        return {"job_file": script, "job_file_out": out, "job_file_err": out}, INFO_RETURNED
-    try:
-        return task.run(JobFiles(jobid)), INFO_RETURNED
-    except FirecrestError as e:
-        return {"job_file": "Not available", "job_file_out": "Not available", "job_file_err": "Not available"}, e.error
 
 
 def page(items: list, size: int | None, number: int | None) -> list:
@@ -159,7 +122,12 @@ def reservations(task: TaskRun, args: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in found if r["ReservationName"] in wanted] if wanted else found
 
 
+def operations(workdirs: Workdirs) -> dict[str, Operation]:
+    """Every compute task's operation, by name."""
+    return {"submit": Submission(workdirs), **OPERATIONS}
+
+
 OPERATIONS: dict[str, Operation] = {
-    "submit": submit, "jobs": jobs, "job": one_job, "cancel": cancel, "acct": acct, "nodes": nodes,
+    "jobs": jobs, "job": one_job, "cancel": cancel, "acct": acct, "nodes": nodes,
     "partitions": partitions, "reservations": reservations,
 }

@@ -30,7 +30,7 @@ SUBMIT_FAILED = "Failed to submit job"
 # A submission's POST waits this long for sbatch: its client usually finds the job id at its first poll. Longer
 # (a busy slurmctld), the answer is the task as before and the client polls.
 SUBMIT_WAIT_S = 3.0
-ENGINE = "compute.engine"
+ENGINE, WORKDIRS = "compute.engine", "compute.workdirs"
 routes = Blueprint("compute", __name__)
 
 
@@ -42,8 +42,10 @@ def system(operation: str, name: str | None = None) -> str:
     return machine(operation, name, unknown=UnknownMachineCompute)
 
 
-def start(op: str, target: str, args: dict[str, Any], status: int = 200, wait_s: float = 0.0) -> tuple[Response, int]:
-    return envelope(engine().start(identity(), target, op, args, request_id(), wait_s=wait_s), status)
+def start(op: str, target: str, args: dict[str, Any], status: int = 200, wait_s: float = 0.0,
+          task_id: str | None = None) -> tuple[Response, int]:
+    return envelope(engine().start(identity(), target, op, args, request_id(), wait_s=wait_s, task_id=task_id),
+                    status)
 
 
 def ids(name: str, operation: str) -> list[str] | None:
@@ -98,8 +100,10 @@ def upload(target: str) -> tuple[Response, int]:
     if not script:
         raise BadRequest("Batch file is empty", SUBMIT_FAILED)
     args = submission(target, script)
-    args.update(script=base64.b64encode(script).decode(), filename=secure_filename(file.filename) or "script.sh")
-    return start("submit", target, args, 201, SUBMIT_WAIT_S)
+    made = current_app.extensions[WORKDIRS].take(target, identity().username)  # a directory made ahead, if any
+    args.update(script=base64.b64encode(script).decode(), filename=secure_filename(file.filename) or "script.sh",
+                made_ahead=made is not None)
+    return start("submit", target, args, 201, SUBMIT_WAIT_S, made)
 
 
 def by_path(target: str) -> tuple[Response, int]:

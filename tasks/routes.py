@@ -128,9 +128,15 @@ def create_task() -> tuple[Response, int]:
     service = data.get("service")
     if service not in TTL:
         raise Forbidden(f"Service {str(service)[:64]} is unknown")
-    system = data.get("system")
-    task = store().create(identity().username, service, system if isinstance(system, str) else None,
-                          data.get("data", Status.QUEUED.description), private(data), lease(data), holder(data))
+    system, chosen = data.get("system"), data.get("task_id")
+    if chosen is not None and not isinstance(chosen, str):
+        raise BadRequest("'task_id' must be a string", "Invalid request")
+    try:
+        task = store().create(identity().username, service, system if isinstance(system, str) else None,
+                              data.get("data", Status.QUEUED.description), private(data), lease(data), holder(data),
+                              chosen)
+    except InvalidStatus as e:
+        raise BadRequest(str(e), "Invalid request") from None
     return jsonify({"hash_id": task["task_id"], "task_url": f"/tasks/{task['task_id']}"}), 201
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ DELETED_TTL = 300
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 PREFIX = "firecrest:"
 DEFAULT_URL = "redis://127.0.0.1:6379/0"  # a site file without `tasks.redis_url`
+NEW_ID = re.compile(r"[0-9a-f]{32}")
 LOST = "The service running this task stopped, and what it needed to resume the task was lost; nothing more will happen"
 
 # Atomically take up to ARGV[3] tasks whose lease ran out and give them a new lease (and holder ARGV[4], kept
@@ -100,10 +102,15 @@ class TaskStore:
         return f"{PREFIX}{kind}:{name}"
 
     def create(self, user: str, service: str, system: str | None, data: Any = "Queued",
-               private: str | None = None, lease_s: float | None = None, holder: str | None = None) -> dict[str, Any]:
+               private: str | None = None, lease_s: float | None = None, holder: str | None = None,
+               task_id: str | None = None) -> dict[str, Any]:
+        """A new task; `task_id` when the service chose it (compute names a job's directory before the task
+        exists: 32 random hex digits of its own, never one that exists)."""
         if service not in TTL:
             raise InvalidStatus(f"Service {service} is unknown")
-        task_id = secrets.token_hex(16)  # unguessable, unlike upstream's md5 of a counter
+        if task_id is not None and (not NEW_ID.fullmatch(task_id) or self.r.exists(self._key("task", task_id))):
+            raise InvalidStatus("A new task's id must be 32 hexadecimal digits not in use")
+        task_id = task_id or secrets.token_hex(16)  # unguessable, unlike upstream's md5 of a counter
         stamp = now_text()
         task = {
             "task_id": task_id, "hash_id": task_id, "user": user, "status": Status.QUEUED,

@@ -91,11 +91,12 @@ def check_dependency(spec: str) -> list[str]:
 
 
 class Submit(Command[str]):
-    """sbatch; returns the job id (a string, as the contract has it)."""
+    """sbatch; returns the job id (a string, as the contract has it). With `script` None, sbatch reads the script
+    from its standard input."""
 
     name = "sbatch"
 
-    def __init__(self, script: str, workdir: str, tag: str, account: str | None = None,
+    def __init__(self, script: str | None, workdir: str, tag: str, account: str | None = None,
                  env: dict[str, str] | None = None, dependency: str = "") -> None:
         self.script, self.workdir, self.tag, self.account = script, workdir, tag, account
         self.env = check_env(env) if env else {}  # again here: the argv must never depend on the caller's care
@@ -110,7 +111,7 @@ class Submit(Command[str]):
             words.append(f"--account={self.account}")
         if self.env:
             words.append("--export=" + ",".join(["ALL", *(f"{k}={v}" for k, v in self.env.items())]))
-        return [*words, "--", self.script]
+        return [*words, "--", *([self.script] if self.script is not None else [])]
 
     def parse(self, result: Output) -> str:
         # --parsable prints "id" or "id;cluster"; warnings go to stderr.

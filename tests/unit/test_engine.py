@@ -24,9 +24,9 @@ class FakeTasks:
         self.gone: set[str] = set()
 
     def create_held(self, user: Identity, service: str, system: str, private: dict[str, Any],
-                    lease_s: float) -> tuple[str, str]:
+                    lease_s: float, task_id: str | None = None) -> tuple[str, str]:
         self.created.append((service, private))
-        return f"t{len(self.created)}", "holder-a"
+        return task_id or f"t{len(self.created)}", "holder-a"
 
     def update(self, token: str, task_id: str, status: str, data: Any = None, lease_s: float | None = None,
                patience_s: float = 0, holder: str | None = None) -> None:
