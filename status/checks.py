@@ -68,6 +68,15 @@ class Services:
             return list(pool.map(lambda item: self.one(item[0], item[1], headers), targets.items()))
 
 
+def each(checks: list[Callable[[], T]]) -> list[T]:
+    """Run the checks of several systems at once, in order: a system that does not answer (a connect timeout)
+    delays the answer by its own timeout, not by the sum of every system's."""
+    if len(checks) < 2:
+        return [check() for check in checks]
+    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+        return list(pool.map(lambda check: check(), checks))
+
+
 def system(s: System, caller: UserOnSystem, with_filesystems: bool = False) -> dict[str, Any]:
     """A real SSH command as the caller, then a Slurm ping; a down system fails at the connect timeout."""
     try:

@@ -87,9 +87,9 @@ def service(name: str) -> Response | tuple[Response, int]:
 
 @routes.get("/systems")
 def systems() -> Response:
-    user = identity().username
-    out = [cache().get(user, f"system:{s.name}", partial(checks.system, s, caller(s)), _refresh())
-           for s in site().systems.values()]
+    user, refresh = identity().username, _refresh()
+    out = checks.each([partial(cache().get, user, f"system:{s.name}", partial(checks.system, s, caller(s)), refresh)
+                       for s in site().systems.values()])
     return jsonify({"description": "List of systems with status and description.", "out": out})
 
 
@@ -104,10 +104,11 @@ def system(name: str) -> Response | tuple[Response, int]:
 
 @routes.get("/filesystems")
 def filesystems() -> Response:
-    user = identity().username
-    out = {s.name: cache().get(user, f"fs:{s.name}", partial(checks.filesystems, s, caller(s)), _refresh())
-           for s in site().systems.values()}
-    return jsonify({"description": "Filesystem information", "out": out})
+    user, refresh = identity().username, _refresh()
+    names = list(site().systems)
+    out = checks.each([partial(cache().get, user, f"fs:{s.name}", partial(checks.filesystems, s, caller(s)), refresh)
+                       for s in site().systems.values()])
+    return jsonify({"description": "Filesystem information", "out": dict(zip(names, out, strict=True))})
 
 
 @routes.get("/filesystems/<name>")
