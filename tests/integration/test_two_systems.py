@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -175,3 +176,14 @@ def test_a_system_whose_scheduler_is_down_is_shown_so_alone(site):
     finally:
         site.control("restart", "cluster2")
     assert system_status(site)["cluster2"]["status"] == "available"
+
+
+def test_the_second_systems_ports_are_privileged(site):
+    """No user's process may take one of its ports while its daemon is down (firewall.py: every site port is
+    below net.ipv4.ip_unprivileged_port_start)."""
+    start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    assert max(site.config.systems["cluster2"].port, 6827, 6828) < start
+    probe = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 2224))"  # a free port of the range
+    refused = subprocess.run(["su", "alice", "-s", "/bin/sh", "-c", f'python3 -c "{probe}"'], capture_output=True,
+                             text=True)
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
