@@ -82,6 +82,20 @@ def test_a_job_runs_on_its_systems_cluster_and_is_in_that_accounting_only(site, 
             assert theirs["status"] == "200" and name not in [a["name"] for a in theirs["data"]], theirs
 
 
+def test_bob_cannot_see_or_cancel_alices_job_on_any_system(site, each_system):
+    alice, bob = client(site, "compute", each_system), client(site, "compute", each_system, "bob")
+    script = b"#!/bin/bash\nsleep 30\n"
+    task = alice.outcome(alice.post("/jobs/upload", files={"file": ("job.sh", script)}), 201)
+    jobid = task["data"]["jobid"]
+    try:
+        assert bob.outcome(bob.get("/jobs", jobs=jobid))["data"] == {}
+        assert bob.outcome(bob.get("/acct", jobs=jobid))["data"] == []
+        assert bob.outcome(bob.delete(f"/jobs/{jobid}"))["status"] == "400"
+        assert alice.outcome(alice.get("/jobs", jobs=jobid))["data"]["0"]["state"] in ("RUNNING", "PENDING")
+    finally:
+        alice.outcome(alice.delete(f"/jobs/{jobid}"))
+
+
 def test_an_internal_transfer_runs_on_its_systems_xfer_partition(site, each_system, home_dir):
     storage = client(site, "storage", each_system)
     source = cluster_path(f"{home_dir}/src.txt")
