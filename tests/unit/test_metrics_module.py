@@ -13,9 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_openapi import SITE
 
-from common import metrics, serving
+from common import errors, metrics, serving
+from common.auth import Identity
 from common.commands import Output
 from common.config import parse
+from common.ssh import UserSlots
 from status.app import create as create_status
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,3 +143,17 @@ def test_a_backlog_that_cannot_be_read_is_left_out():
     assert list(metrics.task_backlog(broken).collect()) == []
     family, = metrics.task_backlog(lambda: {"compute": 2.0}).collect()
     assert [(s.labels, s.value) for s in family.samples] == [({"service": "compute"}, 2.0)]
+
+
+def test_a_user_at_the_command_bound_is_counted_as_throttled(client):
+    slots = UserSlots(limit=1)
+    alice = Identity("alice", "token", {})
+    before = client.get("/metrics").text
+    with slots.hold(alice, "cluster"), pytest.raises(errors.TooManyRequests), slots.hold(alice, "cluster"):
+        pass
+    with slots.hold(Identity("bob", "token", {}), "cluster"):  # another user is not bounded by alice's commands
+        pass
+    text = client.get("/metrics").text
+    assert value(text, "firecrest_throttled_total", reason="user_commands") - \
+        value(before, "firecrest_throttled_total", reason="user_commands") == 1
+    assert "alice" not in text
