@@ -261,7 +261,7 @@ class SSHPool:
             raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
         try:
             chan.exec_command(line)
-            job = Feed(chan, command)
+            job = Feed(chan, command, system.name)
             yield job
             broken = not job.finished
         except (paramiko.SSHException, EOFError, OSError) as e:
@@ -335,8 +335,8 @@ def _collect(chan: paramiko.Channel, deadline: float, max_output: int | None) ->
 class Feed(Generic[T]):
     """A running command whose input is still being written."""
 
-    def __init__(self, chan: paramiko.Channel, command: Command[T]) -> None:
-        self.chan, self.command = chan, command
+    def __init__(self, chan: paramiko.Channel, command: Command[T], system: str = "") -> None:
+        self.chan, self.command, self.system = chan, command, system
         self.finished = False
 
     @property
@@ -353,4 +353,5 @@ class Feed(Generic[T]):
             self.chan.shutdown_write()
         output = _collect(self.chan, time.monotonic() + timeout_s, None)
         self.finished = True
+        metrics.command_ended(self.system, self.command.name, output)
         return self.command.result(output)
