@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -187,8 +188,9 @@ class Follow:
     """One stream's state; `events()` is the generator the response sends."""
 
     def __init__(self, runner: Runner, start: Start, bounds: Bounds, ends_at: float, ended_by: str,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.runner, self.start, self.bounds = runner, start, bounds
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 gone: Callable[[], bool] = lambda: False) -> None:
+        self.runner, self.start, self.bounds, self.gone = runner, start, bounds, gone
         self.want, self.job = start.wanted, start.job
         self.offset, self.sent = start.wanted.offset, 0
         self.ends_at, self.ended_by = ends_at, ended_by  # "lifetime" or "token"
@@ -255,6 +257,8 @@ class Follow:
         ending = self.job.finished
         wait, next_state, last_sent = b.poll_s, self.clock() + b.state_every_s, self.clock()
         while True:
+            if self.gone():  # the client left: free the thread now, not at the next write
+                return
             if self.clock() >= self.ends_at:
                 yield self._limit(self.ended_by, "The stream reached its " + (
                     "longest lifetime" if self.ended_by == "lifetime" else "end: your token expires soon"))
@@ -301,3 +305,18 @@ def lifetime(bounds: Bounds, token_exp: Any, now_wall: float, now: float) -> tup
         if by_token < ends_at:
             ends_at, why = by_token, "token"
     return ends_at, why
+
+
+def peer_gone(sock: Any) -> Callable[[], bool]:
+    """Whether the client closed its connection (`sock`: the server's socket of the request, if the server gives
+    it): a closed peer reads as end of file at once, while a live one has nothing to read."""
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except ConnectionError:
+            return True
+        except (OSError, ValueError):  # a TLS socket takes no flags: the next write will tell
+            return False
+    return gone if isinstance(sock, socket.socket) else (lambda: False)

@@ -40,7 +40,8 @@ def job_output(jobid: str) -> Response:
         runner = remote().on(caller, target, request_id())
         start = output.prepare(runner, caller.username, want)
         ends_at, why = output.lifetime(bounds, caller.claims.get("exp"), time.time(), time.monotonic())
-        response = sse.response(output.Follow(runner, start, bounds, ends_at, why).events())
+        gone = output.peer_gone(request.environ.get("gunicorn.socket"))
+        response = sse.response(output.Follow(runner, start, bounds, ends_at, why, gone=gone).events())
     except BaseException:
         release()
         raise

@@ -304,3 +304,24 @@ def test_lifetime_ends_before_the_token():
     assert output.lifetime(BOUNDS, None, 1000.0, 50.0) == (650.0, "lifetime")
     assert output.lifetime(BOUNDS, 1100, 1000.0, 50.0) == (140.0, "token")
     assert output.lifetime(BOUNDS, 99999, 1000.0, 50.0) == (650.0, "lifetime")
+
+
+def test_a_stream_whose_client_left_ends_at_the_next_poll():
+    cluster = Cluster(data=b"a")
+    left = iter([False, True])
+    start = prepare(cluster, "alice", Wanted("7", "out", 0, "text"))
+    stream = Follow(cluster, start, BOUNDS, 600, "lifetime", clock=cluster.clock, sleep=cluster.sleep,
+                    gone=lambda: next(left))
+    assert [e["event"] for e in parse(list(stream.events()))] == ["job", "output"]
+
+
+def test_peer_gone_reads_a_closed_socket():
+    import socket
+
+    ours, theirs = socket.socketpair()
+    gone = output.peer_gone(ours)
+    assert not gone()
+    theirs.close()
+    assert gone()
+    ours.close()
+    assert output.peer_gone(None)() is False
