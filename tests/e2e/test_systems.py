@@ -6,10 +6,13 @@ the native site, one in compose): nothing here assumes how many there are."""
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 import time
 import uuid
 
 import pytest
+import requests
 import yaml
 from cluster_paths import cluster_path
 from conftest import user_ids
@@ -110,6 +113,30 @@ def test_an_internal_transfer_runs_on_its_systems_xfer_partition(site, each_syst
     assert partition == xfer_partition(site, each_system)
     assert finished(site, each_system, jobid) == "COMPLETED"
     assert cluster_path(f"{home_dir}/dst.txt").read_bytes() == b"moved on " + each_system.encode()
+
+
+def test_an_external_round_trip_through_the_object_store(site, each_system, home_dir, workdir):
+    """Upload (the contract's command, then the transfer job on that system) and download (a temp URL)."""
+    storage = client(site, "storage", each_system)
+    local = workdir / "up.bin"
+    local.write_bytes(b"through swift to " + each_system.encode() + bytes(range(256)) * 64)
+    reply = storage.post("/xfer-external/upload", sourcePath=str(local), targetPath=str(home_dir))
+    assert reply.status_code == 201, reply.text
+    task_id = reply.json()["task_id"]
+    task = storage.wait(task_id, timeout=30, until="111")
+    assert task["status"] == "111" and task["system"] == each_system, task
+    sent = subprocess.run(shlex.split(task["data"]["msg"]["command"]), capture_output=True, timeout=120)
+    assert sent.returncode == 0, sent.stderr
+    task = storage.wait(task_id, timeout=120, until="114")
+    assert task["status"] == "114" and task["data"]["system_name"] == each_system, task
+    landed = cluster_path(f"{home_dir}/up.bin")
+    assert landed.read_bytes() == local.read_bytes()
+    reply = storage.post("/xfer-external/download", sourcePath=str(landed))
+    assert reply.status_code == 201, reply.text
+    task = storage.wait(reply.json()["task_id"], timeout=120, until="117")
+    assert task["status"] == "117" and task["data"]["system_name"] == each_system, task
+    fetched = requests.get(task["data"]["url"], timeout=60)
+    assert fetched.status_code == 200 and fetched.content == local.read_bytes()
 
 
 def test_partitions(site, each_system):
