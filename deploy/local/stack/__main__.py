@@ -163,7 +163,7 @@ def status(stack: Stack) -> int:
             state = "running" if running(d) else "stopped"
             down_count += state == "stopped"
             pid = read_pid(d.pidfile) if state == "running" else "-"
-            print(f"{comp.name:<10} {d.name:<18} {state:<8} pid {pid}")
+            print(f"{comp.name:<10} {d.name:<24} {state:<8} pid {pid}")
     return 1 if down_count else 0
 
 
