@@ -187,3 +187,16 @@ def test_the_second_systems_ports_are_privileged(site):
     refused = subprocess.run(["su", "alice", "-s", "/bin/sh", "-c", f'python3 -c "{probe}"'], capture_output=True,
                              text=True)
     assert refused.returncode != 0 and "Permission denied" in refused.stderr
+
+
+@pytest.mark.parametrize("system", ["", "cluster3", "CLUSTER2", "cluster2 ", " cluster2", "cluster2\n", "cluster2\x00",
+                                    "cluster,cluster2", "../cluster2", "cluster2/../cluster", "clüster2", "2" * 5000])
+def test_the_certificator_signs_for_a_system_of_the_site_only(site, system):
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                                    serialization.PublicFormat.OpenSSH).decode()
+    response = requests.post(
+        f"{site.service_url('certificator')}/certificates", timeout=30, data={"system": system, "public_key": public},
+        headers={"Authorization": f"Bearer {site.token('alice')}",
+                 "X-Firecrest-Service-Token": site.secret("service-token")})
+    assert response.status_code == 400, response.text
+    assert response.json()["description"] == "unknown or missing system"
