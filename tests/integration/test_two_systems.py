@@ -200,3 +200,32 @@ def test_the_certificator_signs_for_a_system_of_the_site_only(site, system):
                  "X-Firecrest-Service-Token": site.secret("service-token")})
     assert response.status_code == 400, response.text
     assert response.json()["description"] == "unknown or missing system"
+
+
+def test_down_cancels_the_second_clusters_jobs_and_only_those(site):
+    """`down` runs each cluster's before_stop while its controller is up: cluster2's cancels cluster2's jobs
+    (with cluster2's slurm.conf), none of the first cluster's."""
+    import sys
+
+    sys.path.insert(0, str(site.dir.parent / "deploy" / "local"))
+    from stack.components.cluster2 import Cluster2
+    from stack.core import Stack
+
+    def sleeper(system: str) -> str:
+        submit = "sbatch --parsable --chdir=/tmp -o /dev/null --wrap 'sleep 60'"  # the cwd is not alice's
+        out = site.shell("alice", submit, check=True, system=system).stdout
+        return out.strip().split(";")[0]
+
+    def state(system: str, jobid: str) -> str:
+        return site.shell("alice", f"squeue --states=all -h -j {jobid} -o %T", system=system).stdout.strip()
+
+    theirs, ours = sleeper("cluster"), sleeper("cluster2")
+    try:
+        Cluster2(Stack(site.dir)).before_stop()
+        deadline = time.monotonic() + 30
+        while state("cluster2", ours) not in ("CANCELLED", "") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state("cluster2", ours) in ("CANCELLED", "")
+        assert state("cluster", theirs) in ("PENDING", "RUNNING")
+    finally:
+        site.shell("alice", f"scancel {theirs}", system="cluster")
