@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import time
 import uuid
 from collections.abc import Iterator
@@ -139,6 +140,20 @@ def test_a_running_job_is_followed_live_to_its_end(site, api):
     assert site.path(data["job_file_out"]).read_text() == text
 
 
+def test_hostile_output_paths_are_read_literally_with_allowed_commands_only(site, api):
+    canary = f"job-output-canary-{uuid.uuid4().hex[:8]}"  # no slash: a file name; a shell would make it in ~
+    # (A ` word=` inside a path cannot be told from scontrol's next key: jobfiles.job_files cuts it there.)
+    name = f"o=u t $(touch {canary}) `touch {canary}` ';touch {canary}' -x.out"
+    data = submit(api, f'#SBATCH --output="{name}"\necho hostile')
+    rid = f"t-{uuid.uuid4().hex[:20]}"
+    seen = list(events(open_stream(api, data["jobid"], headers={"X-Request-ID": rid})))
+    assert "".join(e.data for e in seen if e.name == "output") == "hostile\n"
+    assert seen[-1].name == "end" and not site.lexists(f"/home/alice/{canary}")
+    assert site.path(data["job_file_out"]).name == name
+    programs = {shlex.split(r["command"])[5] for r in site.audit_records({rid})}  # after `ID=.. timeout -k 2 5`
+    assert programs <= {"scontrol", "stat", "dd"} and "dd" in programs
+
+
 def test_reconnecting_with_last_event_id_loses_and_repeats_nothing(site, api):
     data, gate = gated_job(api, site, lines=4, after=3)
     first: list[Event] = []
@@ -234,6 +249,9 @@ def test_open_streams_are_bounded_per_user(site, api):
             held.append(reply)
         assert refused is not None, "no stream was refused"
         assert int(refused.headers["Retry-After"]) > 0 and "output streams" in refused.json()["error"]
+        # The streams leave the user's command slots to her other requests (this one reads a script at once).
+        missing = api.post("/jobs/path", targetPath=f"/home/alice/no-such-script-{uuid.uuid4().hex[:8]}.sh")
+        assert missing.status_code == 400 and "X-Invalid-Path" in missing.headers
     finally:
         for reply in held:
             reply.close()
