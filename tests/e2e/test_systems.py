@@ -15,7 +15,7 @@ import pytest
 import requests
 import yaml
 from cluster_paths import cluster_path
-from conftest import user_ids
+from conftest import REPO, user_ids
 from gateway_client import Api
 
 SERVICE = "utilities"  # the `api` fixture's service (tests/conftest.py)
@@ -180,3 +180,18 @@ def test_an_unknown_system_gets_the_contracts_error(site, name, service, path):
     header = "X-Machine-Does-Not-Exist"
     assert response.headers.get(header) == "Machine does not exist", dict(response.headers)
     assert response.json()["error"] == "Machine does not exist"
+
+
+def test_the_example_runs_on_every_system(site, systems):
+    """docs/examples/systems.sh, as its header says (README "Two systems")."""
+    result = subprocess.run(["bash", "docs/examples/systems.sh"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    said = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    for system in systems:
+        assert said[f"system {system}"] == "available"
+        assert said[f"{system} whoami"] == "alice"
+        assert set(said[f"{system} partitions"].split(",")) == site.partitions(system)
+        [ran] = [v for k, v in said.items() if k.startswith(f"{system} job ") and k.endswith("ran on Slurm cluster")]
+        assert ran == site.cluster_name(system)
+    assert said["unknown system"].lower() == "x-machine-does-not-exist: machine does not exist"
