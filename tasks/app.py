@@ -30,7 +30,7 @@ def create(site: Site | None = None) -> Flask:
         expired_ok=lambda method, path: method in ("PUT", "DELETE"),
     )
     app.extensions[STORE] = TaskStore.at(site.redis_url)
-    app.extensions[EVENTS] = EventStore.at(site.redis_url, HEARTBEAT_S)
+    app.extensions[EVENTS] = EventStore.beside(app.extensions[STORE].r, HEARTBEAT_S)
     app.extensions[PROCESS_SLOTS] = threading.BoundedSemaphore(STREAMS_PER_PROCESS)
     register_idempotency(app, app.extensions[STORE].r)
     return app

@@ -150,12 +150,12 @@ class EventStore:
         self._slot = client.register_script(SLOT)
 
     @classmethod
-    def at(cls, url: str, block_s: float) -> EventStore:
-        def client(timeout: float) -> redis.Redis:
-            return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=2,
-                                        health_check_interval=30)
-
-        return cls(client(5), client(block_s + 10))
+    def beside(cls, client: redis.Redis, block_s: float) -> EventStore:
+        """The events in the Redis of `client` (the task store's), with a second pool for blocking reads."""
+        pool = client.connection_pool
+        kwargs = {**pool.connection_kwargs, "socket_timeout": block_s + 10}
+        return cls(client, redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class,
+                                                                             **kwargs)))
 
     # -- reading ---------------------------------------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ INTERNAL = {
     ("post", "/tasks/idempotency/reservation"),  # Idempotency-Key reservations (tasks/idempotency_routes.py)
     ("put", "/tasks/idempotency/reply"),
     ("delete", "/tasks/idempotency/reservation"),
+    ("post", "/tasks/events/jobs/claim"),  # job polls handed to compute processes (tasks/events_routes.py)
+    ("post", "/tasks/events/jobs/publish"),
     *(("get", f"{prefix}/metrics") for prefix in PUBLIC.values()),  # the site's monitoring (README, Metrics)
 }
 # Routes the gateway itself adds (kong/kong.yml): the early `/jobs/{machine}` at the root, passed unstripped to
