@@ -86,12 +86,14 @@ class ShowJob(Command["JobView | None"]):
         return super().result(output)
 
     def parse(self, result: Output) -> JobView | None:
-        views = [view for view in map(job_view, result.out.splitlines()) if view is not None]
-        for view in views:
+        found = [(line, view) for line in result.out.splitlines() if (view := job_view(line)) is not None]
+        for _, view in found:
             if view.jobid == self.jobid:
                 return view
-        # `12` of a single job is that job; of an array it would be every task, and no one file is meant.
-        return views[0] if len(views) == 1 and "_" not in views[0].jobid else None
+        # `12` of an array is every task (no one file is meant); an array task's own id (SLURM_JOB_ID) is that task.
+        if len(found) == 1 and found[0][0].startswith(f"JobId={self.jobid} "):
+            return found[0][1]
+        return None
 
 
 class FileSize(StatProbe["int | None"]):

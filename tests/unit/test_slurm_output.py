@@ -62,6 +62,8 @@ def test_show_job_picks_the_asked_job_and_refuses_a_whole_array():
     assert ShowJob("52_2").result(lines).jobid == "52_2"
     assert ShowJob("52").result(lines) is None  # every task of the array: no one file is meant
     assert ShowJob("52").result(ok(JOB_53 + "\n")) is None
+    assert ShowJob("53").result(ok(JOB_53 + "\n")).jobid == "52_1"  # the task's own id (its SLURM_JOB_ID)
+    assert ShowJob("17").result(ok(JOB_17 + "\n")).jobid == "16+1"
 
 
 @pytest.mark.parametrize("hostile", ["1;id", "$(id)", "-1", "1 2", "1\n2", "١٢", "`id`", "1,2"])
