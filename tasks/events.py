@@ -165,13 +165,19 @@ class EventStore:
         return text(newest[0][0]) if newest else "0-0"
 
     def resumable(self, stream: str, last_id: str) -> bool:
-        """Whether everything after `last_id` is still held (nothing after it was trimmed or expired)."""
+        """Whether everything after `last_id` is still held. Trimming removes the oldest entries and Redis does not
+        say which: an id older than the first entry kept is only known safe if nothing was ever removed."""
         try:
             info = self.r.xinfo_stream(stream)
         except redis.ResponseError:  # no such stream: it expired (or never had an entry)
+            return last_id == "0-0"
+        if compare_ids(last_id, text(info.get("max-deleted-entry-id") or "0-0")) < 0:  # XDEL, should it be used
             return False
-        deleted = text(info.get("max-deleted-entry-id") or "0-0")
-        return compare_ids(last_id, deleted) >= 0
+        if int(info.get("entries-added", 0)) == int(info.get("length", 0)):
+            return True
+        first = info.get("first-entry")
+        oldest = text(first[0]) if first else text(info.get("last-generated-id") or "0-0")
+        return compare_ids(last_id, oldest) >= 0
 
     def read(self, stream: str, after: str, block_s: float) -> list[tuple[str, str]]:
         """Entries after `after`, waiting up to `block_s` for the first: (id, data)."""
