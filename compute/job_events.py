@@ -111,7 +111,10 @@ class JobPoller:
             raise
         self._release(free - len(polls))
         for poll in polls:
-            self.pool.submit(self._run, poll)
+            try:
+                self.pool.submit(self._run, poll)
+            except RuntimeError:  # the process is shutting down: the poll's lease runs out, another takes it
+                self.free.release()
         return len(polls)
 
     def _release(self, count: int) -> None:

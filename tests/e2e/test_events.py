@@ -132,6 +132,10 @@ def is_task(task_id: str, status: str | None = None):
     return lambda e: e.name == "task" and e.json()["task_id"] == task_id and status in (None, e.json()["status"])
 
 
+def is_job(event: Event, jobid: str) -> bool:
+    return event.name == "job" and event.json()["jobid"] == jobid
+
+
 def submit_gated(api: Api, code: int = 0) -> str:
     """A job that waits (at most a minute) for the file `go` in its directory, then exits with `code`: its task."""
     body = ("for i in $(seq 1 600); do [ -e \"$SLURM_SUBMIT_DIR/go\" ] && break; sleep 0.1; done\n"
@@ -156,10 +160,10 @@ def test_task_and_job_of_a_submission(site, api, bob_api):
     jobid, directory = done["data"]["jobid"], posixpath.dirname(done["data"]["job_file"])
 
     bob_jobs = job_reader(site, "bob", jobs=jobid, idle="5")
-    running = jobs.until(lambda e: e.name == "job" and e.json()["jobid"] == jobid and e.json()["state"] in ("PENDING", "RUNNING"))
+    running = jobs.until(lambda e: is_job(e, jobid) and e.json()["state"] in ("PENDING", "RUNNING"))
     assert running[-1].json()["final"] is False and running[-1].json()["exit_code"] is None
     site.path(directory).joinpath("go").write_text("")
-    final = jobs.until(lambda e: e.name == "job" and e.json()["jobid"] == jobid and e.json()["final"])[-1].json()
+    final = jobs.until(lambda e: is_job(e, jobid) and e.json()["final"])[-1].json()
     assert (final["state"], final["exit_code"], final["system"]) == ("COMPLETED", "0:0", MACHINE)
     tasks.close()
     jobs.close()
@@ -175,7 +179,7 @@ def test_job_exit_code_of_a_failed_job(site, api):
     assert task["status"] == "200", task
     jobid = task["data"]["jobid"]
     site.path(posixpath.dirname(task["data"]["job_file"])).joinpath("go").write_text("")
-    final = jobs.until(lambda e: e.name == "job" and e.json()["jobid"] == jobid and e.json()["final"])[-1].json()
+    final = jobs.until(lambda e: is_job(e, jobid) and e.json()["final"])[-1].json()
     assert (final["state"], final["exit_code"]) == ("FAILED", "3:0")
     jobs.close()
     # a fresh stream of that one job starts with its current state
