@@ -3,17 +3,18 @@ job's task seen from 100 to 200 and its job from PENDING/RUNNING to COMPLETED wi
 with Last-Event-ID that loses nothing (compared with a stream that stayed open); bob never sees alice's tasks or
 jobs; the per-user bound on open streams (429); bad and hostile values (4xx).
 
-No timing thresholds: the job waits for a file the test writes once it has seen the job running. Every read has
+No timing thresholds: the job waits for a file the test writes once it has seen the job running (in the first
+test; the second opens it at once, and checks the final state). Every read has
 a timeout and every stream a deadline, so no test can hang. Nothing assumes one process or one replica."""
 
 from __future__ import annotations
 
 import json
-import posixpath
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -136,18 +137,30 @@ def is_job(event: Event, jobid: str) -> bool:
     return event.name == "job" and event.json()["jobid"] == jobid
 
 
-def submit_gated(api: Api, code: int = 0) -> str:
-    """A job that waits (at most a minute) for the file `go` in its directory, then exits with `code`: its task."""
-    body = ("for i in $(seq 1 600); do [ -e \"$SLURM_SUBMIT_DIR/go\" ] && break; sleep 0.1; done\n"
-            f"exit {code}\n")
+def submit_gated(api: Api, site, code: int = 0) -> tuple[str, Path]:
+    """A job that waits (at most a minute) for its gate file, then exits with `code`: (its task, the gate)."""
+    gate = f"/home/alice/.events-gate-{uuid.uuid4().hex[:12]}"
+    body = f"for i in $(seq 1 600); do [ -e {gate} ] && break; sleep 0.1; done\nexit {code}\n"
     reply = api.post("/jobs/upload", files={"file": ("events.sh", f"#!/bin/bash\n{body}".encode())})
-    return api.started(reply, 201)
+    return api.started(reply, 201), site.path(gate)
+
+
+def open_gate(gate: Path) -> None:
+    gate.write_text("")
+    gate.chmod(0o644)
+
+
+@pytest.fixture(autouse=True)
+def _no_gates_left(site) -> Iterator[None]:
+    yield
+    for gate in site.path("/home/alice").glob(".events-gate-*"):
+        gate.unlink(missing_ok=True)
 
 
 def test_task_and_job_of_a_submission(site, api, bob_api):
     tasks = task_reader(site, "alice")
     jobs = job_reader(site, "alice")
-    task_id = submit_gated(api)
+    task_id, gate = submit_gated(api, site)
     # bob's streams, open from the start, asked for alice's task by id: it must never come
     bob_tasks = task_reader(site, "bob", tasks=task_id, idle="5")
 
@@ -157,12 +170,12 @@ def test_task_and_job_of_a_submission(site, api, bob_api):
     assert statuses == sorted(statuses), statuses
     done = [e for e in seen if is_task(task_id, "200")(e)][0].json()
     assert done["user"] == "alice" and done["task_url"] == f"/tasks/{task_id}"
-    jobid, directory = done["data"]["jobid"], posixpath.dirname(done["data"]["job_file"])
+    jobid = done["data"]["jobid"]
 
     bob_jobs = job_reader(site, "bob", jobs=jobid, idle="5")
     running = jobs.until(lambda e: is_job(e, jobid) and e.json()["state"] in ("PENDING", "RUNNING"))
     assert running[-1].json()["final"] is False and running[-1].json()["exit_code"] is None
-    site.path(directory).joinpath("go").write_text("")
+    open_gate(gate)
     final = jobs.until(lambda e: is_job(e, jobid) and e.json()["final"])[-1].json()
     assert (final["state"], final["exit_code"], final["system"]) == ("COMPLETED", "0:0", MACHINE)
     tasks.close()
@@ -175,10 +188,11 @@ def test_task_and_job_of_a_submission(site, api, bob_api):
 
 def test_job_exit_code_of_a_failed_job(site, api):
     jobs = job_reader(site, "alice")
-    task = api.wait(submit_gated(api, code=3))
+    task_id, gate = submit_gated(api, site, code=3)
+    task = api.wait(task_id)
     assert task["status"] == "200", task
     jobid = task["data"]["jobid"]
-    site.path(posixpath.dirname(task["data"]["job_file"])).joinpath("go").write_text("")
+    open_gate(gate)
     final = jobs.until(lambda e: is_job(e, jobid) and e.json()["final"])[-1].json()
     assert (final["state"], final["exit_code"]) == ("FAILED", "3:0")
     jobs.close()
@@ -299,8 +313,9 @@ def test_bad_job_ids(site, jobs):
     assert "job id" in reply.json()["error"]
 
 
-def test_unknown_or_missing_machine(site):
-    reply = open_stream(site, "alice", "/events/jobs", machine="nosuch")
+@pytest.mark.parametrize("machine", ["nosuch", "$(id)", "../cluster", "cluster;id", "x" * 4000])
+def test_unknown_or_missing_machine(site, machine):
+    reply = open_stream(site, "alice", "/events/jobs", machine=machine)
     assert reply.status_code == 400
     assert reply.headers["X-Machine-Does-Not-Exist"] == "Machine does not exist"
     reply = open_stream(site, "alice", "/events/jobs")
