@@ -11,6 +11,7 @@ Another user's task ids in `?tasks=` are never streamed (as GET /tasks leaves th
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -37,8 +38,18 @@ MAX_JOBS_PUBLISHED = 5000
 events_routes = Blueprint("events", __name__)
 
 
+log = logging.getLogger("firecrest.tasks.events")
+
+
 class PollLost(FirecrestError):
     status = 409
+
+
+class ProcessBusy(Unavailable):
+    """This process serves its most streams: another process (the gateway's next try) may not."""
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "2"}
 
 
 def event_store() -> EventStore:
@@ -85,7 +96,7 @@ def open_stream(make: Callable[[Callable[[], None]], Stream]) -> Response:
     since = last_id()  # a bad id is a 400 before any slot is taken
     process: threading.BoundedSemaphore = current_app.extensions[PROCESS_SLOTS]
     if not process.acquire(blocking=False):
-        raise Unavailable(f"This server process already serves {STREAMS_PER_PROCESS} event streams; try again",
+        raise ProcessBusy(f"This server process already serves {STREAMS_PER_PROCESS} event streams; try again",
                           "Too many event streams")
     user, events = identity().username, event_store()
     try:
@@ -104,7 +115,7 @@ def open_stream(make: Callable[[Callable[[], None]], Stream]) -> Response:
         try:
             events.free_slot(user, slot)
         except Exception:  # Redis gone: the slot's lease runs out by itself
-            current_app.logger.warning("event stream: slot of %s not freed", user)
+            log.warning("event stream: slot of %s not freed", user)
 
     try:
         stream: Stream = make(lambda: events.renew_slot(user, slot))
