@@ -5,15 +5,20 @@ The Redis side (scripts, transactions, leases) is tested against the real Redis 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
 import pytest
+from flask import Flask, g
 
+from common.auth import Identity
 from common.commands import Output
+from common.errors import TooManyRequests
 from compute import job_events
 from compute.job_events import JobPoller, JobStates, exit_code
 from tasks import events, events_stream
+from tasks import events_routes as routes
 from tasks.events_stream import Stream
 
 
@@ -191,3 +196,49 @@ def test_claims_no_more_polls_than_free_workers():
 @pytest.mark.parametrize("member", [("cluster", "alice"), ("a/b", "bob")])
 def test_members_split_back(member):
     assert events.split_member(events.member(*member)) == member
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tasks/events_routes.py: the two bounds on open streams, and that a stream gives its slots back
+
+
+class FakeSlots:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, set()
+
+    def take_slot(self, user: str, limit: int) -> str:
+        if len(self.held) >= self.limit:
+            raise events.TooManyStreams(7)
+        slot = f"s{len(self.held)}-{time.monotonic()}"
+        self.held.add(slot)
+        return slot
+
+    def free_slot(self, user: str, slot: str) -> None:
+        self.held.discard(slot)
+
+    def renew_slot(self, user: str, slot: str) -> None:
+        pass
+
+
+def test_per_process_and_per_user_bounds_and_slots_given_back():
+    app, slots = Flask("t"), FakeSlots(limit=2)
+    app.extensions.update({routes.PROCESS_SLOTS: threading.BoundedSemaphore(3), routes.EVENTS: slots})
+
+    def make(beat):
+        return Stream(FakeStore([]), "k", "task", lambda t: True, list, 1, time.time() + 60, beat)
+
+    with app.test_request_context("/events"):
+        g.identity = Identity("alice", "t", {"exp": time.time() + 60})
+        first, second = routes.open_stream(make), routes.open_stream(make)
+        with pytest.raises(TooManyRequests) as refused:  # the user's bound (across processes, in Redis)
+            routes.open_stream(make)
+        assert refused.value.headers() == {"Retry-After": "7"}
+        slots.limit = 10
+        third = routes.open_stream(make)
+        with pytest.raises(routes.ProcessBusy) as busy:  # this process's bound
+            routes.open_stream(make)
+        assert busy.value.status == 503 and busy.value.headers() == {"Retry-After": "2"}
+        for reply in (first, second, third):
+            reply.close()  # never read: both slots are given back all the same
+        assert slots.held == set()
+        routes.open_stream(make).close()
