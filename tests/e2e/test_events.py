@@ -328,3 +328,20 @@ def test_no_token_and_internal_routes_closed(site):
     headers = {"Authorization": f"Bearer {site.token('alice')}"}
     for path in ("/events/jobs/claim", "/events/jobs/publish", "/events"):
         assert requests.post(url + path, json={}, headers=headers, timeout=10).status_code == 405
+
+
+def test_keep_alive_through_the_gateway_unbuffered(site):
+    """A comment comes while the stream is idle, and comes alone: nothing between the service and the client
+    holds the stream back until it ends (a buffering proxy would deliver it with the `end` event)."""
+    reply = open_stream(site, "bob", tasks="0" * 32, idle="17")  # no such task: nothing but keep-alives and the end
+    assert reply.status_code == 200
+    chunks = []
+    try:
+        for chunk in reply.iter_content(chunk_size=None):
+            chunks.append(chunk)
+    finally:
+        reply.close()
+    text = b"".join(chunks)
+    assert b": keep-alive\n\n" in text and text.rstrip().endswith(b"}")
+    alive = next(i for i, c in enumerate(chunks) if b"keep-alive" in b"".join(chunks[: i + 1]))
+    assert b"event: end" not in b"".join(chunks[: alive + 1])
