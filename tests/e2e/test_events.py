@@ -40,8 +40,8 @@ def task_reader(site, user: str, path: str = "/events", headers: dict | None = N
     return Reader(lambda more: open_stream(site, user, path, {**(headers or {}), **more}, machine, **params))
 
 
-def job_reader(site, user: str, **params: str) -> Reader:
-    return task_reader(site, user, "/events/jobs", None, MACHINE, **params)
+def job_reader(site, user: str, headers: dict | None = None, **params: str) -> Reader:
+    return task_reader(site, user, "/events/jobs", headers, MACHINE, **params)
 
 
 def open_stream(site, user: str, path: str = "/events", headers: dict | None = None,
@@ -180,6 +180,11 @@ def test_task_and_job_of_a_submission(site, api, bob_api):
     assert (final["state"], final["exit_code"], final["system"]) == ("COMPLETED", "0:0", MACHINE)
     tasks.close()
     jobs.close()
+    # a job stream resumed from the running state gets exactly what followed it
+    since = [e for e in jobs.seen if is_job(e, jobid)]
+    cut = next(i for i, e in enumerate(since) if e.id == running[-1].id)
+    resumed = job_reader(site, "alice", jobs=jobid, idle="2", headers={"Last-Event-ID": running[-1].id})
+    assert [(e.id, e.data) for e in resumed.rest() if e.name == "job"] == [(e.id, e.data) for e in since[cut + 1:]]
 
     assert not [e for e in bob_tasks.rest() if e.name == "task"]
     assert not [e for e in bob_jobs.rest() if e.name == "job"]
