@@ -204,14 +204,15 @@ class EventStore:
 
     # -- jobs: listeners, polls, publishing ----------------------------------------------------------------------
 
-    def watch(self, system: str, user: str, sealed_token: str, token_ttl_s: int) -> None:
+    def watch(self, system: str, user: str, sealed_token: str, token_ttl_s: int, opening: bool = False) -> None:
         """A stream of the user's jobs on `system` is open (called again at every heartbeat): their poll goes on,
-        with the longest-lived token among the listeners."""
+        with the longest-lived token among the listeners. A stream `opening` makes the poll due now (it may have
+        waited for a token), a heartbeat leaves its time alone."""
         m = member(system, user)
         token_key = key("token", m)
         with self.r.pipeline(transaction=False) as p:
             p.set(key("listeners", m), "1", ex=LISTENER_TTL_S)
-            p.zadd(key("watched", "all"), {m: time.time()}, nx=True)
+            p.zadd(key("watched", "all"), {m: time.time()}, **({"lt": True} if opening else {"nx": True}))
             p.ttl(token_key)
             left = p.execute()[2]
         if token_ttl_s > 0 and int(left) < token_ttl_s:

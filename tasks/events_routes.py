@@ -151,8 +151,8 @@ def job_events() -> Response:
     events, token, ends = event_store(), identity().token, token_end()
     sealed = Sealer(site().service_token).seal({"token": token})
 
-    def watch() -> None:
-        events.watch(system, user, sealed, int(ends - time.time()))
+    def watch(opening: bool = False) -> None:
+        events.watch(system, user, sealed, int(ends - time.time()), opening)
 
     def selected(job: dict[str, Any]) -> bool:
         jobid = str(job.get("jobid", ""))
@@ -163,7 +163,7 @@ def job_events() -> Response:
             beat()
             watch()
 
-        watch()
+        watch(opening=True)
         return Stream(events, job_stream(system, user), "job", selected,
                       lambda: [json.dumps(j, sort_keys=True) for j in events.snapshot(system, user) if selected(j)],
                       idle_s, ends, renew)

@@ -110,6 +110,11 @@ def test_one_poll_at_a_time_and_none_without_listeners(client, store, user):
     first = [w for w in store.claim("h1", 20, 100) if w.user == user]
     again = [w for w in store.claim("h2", 20, 100) if w.user == user]
     assert len(first) == 1 and again == []  # leased to h1 for 20 s
+    store.watch("cluster", user, "sealed", 60)  # a heartbeat leaves the lease alone
+    assert [w for w in store.claim("h2", 20, 100) if w.user == user] == []
+    store.watch("cluster", user, "sealed", 60, opening=True)  # a new stream: polled now, by whoever takes it
+    assert [w.user for w in store.claim("h2", 20, 100) if w.user == user] == [user]
+    assert store.publish_jobs("cluster", user, "h1", {"1": job("1", "PENDING")}, [], 2) == -1  # h1 lost it
     client.delete(events.key("listeners", events.member("cluster", user)))
     client.zadd(events.key("watched", "all"), {events.member("cluster", user): 0})  # due now
     assert [w for w in store.claim("h2", 20, 100) if w.user == user] == []
