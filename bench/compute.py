@@ -85,7 +85,7 @@ def section1(gw: Gateway, floor: Floor, clients: int, seconds: float, floor_seco
 
     for _ in range(5):  # warm: the pool's connections, the token keys
         if not gateway_call() or not floor.sbatch():
-            raise SystemExit("compute: the warm-up submission failed")
+            raise SystemExit(f"compute: the warm-up submission failed: {failures or 'the raw sbatch'}")
     settled = [settle()]
     floor_fig, floor_p95, floor_cpu = loop_with_cpu(f"floor: raw sbatch, {clients} concurrent channels",
                                                     floor.sbatch, clients, floor_seconds,
