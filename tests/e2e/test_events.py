@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 from gateway_client import MACHINE, Api
+from job_gates import Gate, remove_gates
 
 SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
 READ_TIMEOUT = 40  # a stream sends a comment at least every 15 s
@@ -137,24 +137,18 @@ def is_job(event: Event, jobid: str) -> bool:
     return event.name == "job" and event.json()["jobid"] == jobid
 
 
-def submit_gated(api: Api, site, code: int = 0) -> tuple[str, Path]:
+def submit_gated(api: Api, site, code: int = 0) -> tuple[str, Gate]:
     """A job that waits (at most a minute) for its gate file, then exits with `code`: (its task, the gate)."""
-    gate = f"/home/alice/.events-gate-{uuid.uuid4().hex[:12]}"
-    body = f"for i in $(seq 1 600); do [ -e {gate} ] && break; sleep 0.1; done\nexit {code}\n"
+    gate = Gate(site, "events")
+    body = f"{gate.wait_line}\nexit {code}\n"
     reply = api.post("/jobs/upload", files={"file": ("events.sh", f"#!/bin/bash\n{body}".encode())})
-    return api.started(reply, 201), site.path(gate)
-
-
-def open_gate(gate: Path) -> None:
-    gate.write_text("")
-    gate.chmod(0o644)
+    return api.started(reply, 201), gate
 
 
 @pytest.fixture(autouse=True)
 def _no_gates_left(site) -> Iterator[None]:
     yield
-    for gate in site.path("/home/alice").glob(".events-gate-*"):
-        gate.unlink(missing_ok=True)
+    remove_gates(site, "events")
 
 
 def test_task_and_job_of_a_submission(site, api, bob_api):
@@ -175,7 +169,7 @@ def test_task_and_job_of_a_submission(site, api, bob_api):
     bob_jobs = job_reader(site, "bob", jobs=jobid, idle="5")
     running = jobs.until(lambda e: is_job(e, jobid) and e.json()["state"] in ("PENDING", "RUNNING"))
     assert running[-1].json()["final"] is False and running[-1].json()["exit_code"] is None
-    open_gate(gate)
+    gate.open()
     final = jobs.until(lambda e: is_job(e, jobid) and e.json()["final"])[-1].json()
     assert (final["state"], final["exit_code"], final["system"]) == ("COMPLETED", "0:0", MACHINE)
     tasks.close()
@@ -197,7 +191,7 @@ def test_job_exit_code_of_a_failed_job(site, api):
     task = api.wait(task_id)
     assert task["status"] == "200", task
     jobid = task["data"]["jobid"]
-    open_gate(gate)
+    gate.open()
     final = jobs.until(lambda e: is_job(e, jobid) and e.json()["final"])[-1].json()
     assert (final["state"], final["exit_code"]) == ("FAILED", "3:0")
     jobs.close()

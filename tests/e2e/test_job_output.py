@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import requests
 from gateway_client import MACHINE, Api
+from job_gates import Gate, remove_gates
 
 SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
 READ_TIMEOUT = 40  # the stream sends a comment at least every 15 s while idle
@@ -88,33 +88,27 @@ def submit(api: Api, body: str) -> dict:
     return task["data"]
 
 
-def gated_job(api: Api, site, lines: int = 3, after: int = 2, code: int = 0) -> tuple[dict, Path]:
+def gated_job(api: Api, site, lines: int = 3, after: int = 2, code: int = 0) -> tuple[dict, Gate]:
     """A job that prints `lines` lines, waits (at most a minute) until the test writes its gate file, prints `after`
     more (and to its own stderr file, with bytes that are not UTF-8 last) and exits with `code`."""
-    gate = f"/home/alice/.job-output-gate-{uuid.uuid4().hex[:12]}"
+    gate = Gate(site, "job-output")
     body = ("#SBATCH --error=slurm-%j.err\n"
             f"for i in $(seq 1 {lines}); do echo \"line $i\"; done\n"
-            f"for i in $(seq 1 600); do [ -e {gate} ] && break; sleep 0.1; done\n"
+            f"{gate.wait_line}\n"
             f"for i in $(seq 1 {after}); do echo \"after $i\"; echo \"é err $i\" >&2; done\n"
             "printf '\\xff\\xfe' >&2\n"
             f"exit {code}")
-    return submit(api, body), site.path(gate)
+    return submit(api, body), gate
 
 
 def squeue_state(site, jobid: str) -> str:
     return site.shell("alice", f"squeue --states=all -h -j {int(jobid)} -o %T").stdout.strip()
 
 
-def open_gate(gate: Path) -> None:
-    gate.write_text("")
-    gate.chmod(0o644)
-
-
 @pytest.fixture(autouse=True)
 def _no_gates_left(site) -> Iterator[None]:
     yield
-    for gate in site.path("/home/alice").glob(".job-output-gate-*"):
-        gate.unlink(missing_ok=True)
+    remove_gates(site, "job-output")
 
 
 def test_a_running_job_is_followed_live_to_its_end(site, api):
@@ -122,10 +116,10 @@ def test_a_running_job_is_followed_live_to_its_end(site, api):
     seen: list[Event] = []
     for event in follow(api, data["jobid"]):
         seen.append(event)
-        if not gate.exists() and "line 3" in "".join(e.data for e in seen if e.name == "output"):
+        if not gate.path.exists() and "line 3" in "".join(e.data for e in seen if e.name == "output"):
             # The first lines are here and the job is still waiting for its gate: it has not ended.
             assert squeue_state(site, data["jobid"]) == "RUNNING"
-            open_gate(gate)
+            gate.open()
     first = seen[0]
     assert first.name == "job" and first.id == "0"
     assert first.json() == {"jobid": data["jobid"], "stream": "out", "state": first.json()["state"], "offset": 0,
@@ -161,7 +155,7 @@ def test_reconnecting_with_last_event_id_loses_and_repeats_nothing(site, api):
         first.append(event)
         if event.name == "output":
             break
-    open_gate(gate)
+    gate.open()
     resumed = list(follow(api, data["jobid"], last=first[-1].id, offset="0"))
     assert resumed[0].name == "job" and resumed[0].json()["offset"] == int(first[-1].id)
     text = "".join(e.data for e in first + resumed if e.name == "output")
@@ -175,7 +169,7 @@ def test_reconnecting_with_last_event_id_loses_and_repeats_nothing(site, api):
 
 def test_stderr_as_text_and_as_exact_bytes(site, api):
     data, gate = gated_job(api, site, lines=1, after=2)
-    open_gate(gate)
+    gate.open()
     expected = "é err 1\né err 2\n".encode() + UNDECODABLE
     as_text = list(follow(api, data["jobid"], stream="err"))
     assert as_text[0].json()["stream"] == "err"
@@ -195,7 +189,7 @@ def test_bob_cannot_follow_alices_job(site, api, bob_api):
         assert "not found" in body["error"] and "alice" not in reply.text and "line" not in reply.text
         assert reply.headers["X-Not-Found"]
     finally:
-        open_gate(gate)
+        gate.open()
     assert list(follow(api, data["jobid"]))[-1].name == "end"  # alice still can
 
 
@@ -255,7 +249,7 @@ def test_open_streams_are_bounded_per_user(site, api):
     finally:
         for reply in held:
             reply.close()
-        open_gate(gate)
+        gate.open()
     # A stream whose client left frees its slot at its next poll (within the 5 s of an idle one).
     deadline = time.monotonic() + 30
     while open_stream(api, "1").status_code == 429:
