@@ -6,6 +6,7 @@ Usage: python3 -m stack {up|down [--purge]|status|restart COMPONENT}   (run by d
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import subprocess
 import sys
@@ -181,6 +182,11 @@ def main() -> None:
         sys.exit("the site runs as root: it starts system daemons and creates unix users")
     stack = Stack.from_env()
     try:
+        if args.cmd != "status":
+            # One change of the site at a time: two restarts at once each start a daemon, and the one that loses
+            # the port race leaves its pid file naming a process that exited while the other runs unrecorded.
+            lock = open(f"{stack.dir}.lock", "w")  # noqa: SIM115 (held until the process exits)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if args.cmd == "up":
             up(stack)
         elif args.cmd == "down":
