@@ -70,12 +70,15 @@ THROTTLED = Counter("firecrest_throttled", "Requests answered 429 by a bound of 
                     ["reason"], registry=None)
 CERTIFICATES = Counter("firecrest_certificates_issued", "SSH user certificates signed by the certificator",
                        ["system"], registry=None)
+STREAMS = Gauge("firecrest_streams_open", "Server-sent event streams open in the live workers, by kind", ["kind"],
+                multiprocess_mode="livesum", registry=None)
 CLAIMS = Counter("firecrest_task_claims", "Lease claims (POST /claim) by the service that claims", ["service"],
                  registry=None)
 CLAIMED = Counter("firecrest_tasks_claimed", "Tasks handed over by lease claims, by service", ["service"],
                   registry=None)
 log = logging.getLogger("firecrest.metrics")
-OWN = (REQUESTS, LATENCY, SSH_POOL, SSH_OPENED, SSH_FAILED, REFUSED, THROTTLED, CERTIFICATES, CLAIMS, CLAIMED)
+OWN = (REQUESTS, LATENCY, SSH_POOL, SSH_OPENED, SSH_FAILED, REFUSED, THROTTLED, CERTIFICATES, CLAIMS, CLAIMED,
+       STREAMS)
 
 
 def multiprocess() -> bool:
@@ -176,6 +179,14 @@ def command_ended(system: str, command: str, output: Output) -> None:
     """A command's output: counted if the login node's wrapper refused to run it."""
     if output.status == 126 and WRAPPER_REFUSED.encode() in output.stderr:
         REFUSED.labels(system, command).inc()
+
+
+def stream_opened(kind: str) -> None:
+    STREAMS.labels(kind).inc()
+
+
+def stream_closed(kind: str) -> None:
+    STREAMS.labels(kind).dec()
 
 
 def throttled(reason: str) -> None:

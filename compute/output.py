@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from common import errors, sse
+from common import errors, metrics, sse
 from common.commands import Command, T
 from common.slurm.output import FileSize, JobView, ReadRange, ShowJob
 from common.values import integer, valid_job_id
@@ -122,6 +122,7 @@ class StreamSlots:
                     f"{self.per_user} of your output streams are open at once, the most allowed: close one first",
                     "Too many output streams", retry_after_s=5)
             self._held[user] = self._held.get(user, 0) + 1
+        metrics.stream_opened("job_output")
         released = threading.Event()
 
         def release() -> None:
@@ -129,6 +130,7 @@ class StreamSlots:
                 if released.is_set():
                     return
                 released.set()
+                metrics.stream_closed("job_output")
                 self._held[user] -= 1
                 if not self._held[user]:
                     del self._held[user]

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from common import sse
+from common import metrics, sse
 from common.app import identity, machine, site
 from common.errors import BadRequest, FirecrestError, TooManyRequests, Unavailable, UnknownMachineCompute
 from common.tasks_client import Sealer
@@ -99,19 +99,23 @@ def open_stream(make: Callable[[Callable[[], None]], Stream]) -> Response:
         raise ProcessBusy(f"This server process already serves {STREAMS_PER_PROCESS} event streams; try again",
                           "Too many event streams")
     user, events = identity().username, event_store()
+    metrics.stream_opened("events")
     try:
         slot = events.take_slot(user, STREAMS_PER_USER)
     except TooManyStreams as e:
         process.release()
+        metrics.stream_closed("events")
         raise TooManyRequests(f"{STREAMS_PER_USER} event streams of yours are open, the most allowed: close one "
                               "(a stream left without closing frees its place within a minute)",
                               "Too many event streams", e.retry_after_s) from None
     except BaseException:
         process.release()
+        metrics.stream_closed("events")
         raise
 
     def close() -> None:
         process.release()
+        metrics.stream_closed("events")
         try:
             events.free_slot(user, slot)
         except Exception:  # Redis gone: the slot's lease runs out by itself

@@ -19,6 +19,7 @@ import pytest
 import requests
 from gateway_client import MACHINE, Api
 from job_gates import Gate, remove_gates
+from service_metrics import wait_streams_closed
 
 SERVICE = "compute"  # the `api` and `bob_api` fixtures' service (tests/conftest.py)
 READ_TIMEOUT = 40  # a stream sends a comment at least every 15 s
@@ -268,20 +269,9 @@ def test_per_user_limit_on_open_streams(site):
     finally:
         for reply in held:
             reply.close()
-        wait_for_a_free_slot(site, "bob")
-
-
-def wait_for_a_free_slot(site, user: str, deadline_s: float = 90) -> None:
-    """Streams a client closed give their slots back when the server next writes to them (a heartbeat, at most
-    15 s later): leave the user as the test found them."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        reply = open_stream(site, user, idle="1")
-        reply.close()
-        if reply.status_code == 200:
-            return
-        time.sleep(1)
-    raise AssertionError("the slots of closed streams were not given back")
+        # Streams a client closed give their slots back when the server next writes to them (a heartbeat, at
+        # most 15 s later): leave the user as the test found them.
+        wait_streams_closed(site, "tasks", "events", deadline_s=90)
 
 
 @pytest.mark.parametrize("value", ["abc", "1-2-3", "-1", "١٢٣-0", "$(id)-0", "1" * 40 + "-0", "1 -0", "../1-0"])

@@ -5,56 +5,19 @@ container, summed over the replicas), and the public gateway answers 404 for it 
 from __future__ import annotations
 
 import http.client
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
+from service_metrics import Samples, scrape, value
 
 from utilities.commands import Checksum
 
 SERVICE = "utilities"  # the `api` fixture's
-PODMAN = Path(__file__).resolve().parents[2] / "deploy" / "docker" / "podman"
 SERVICES = ("certificator", "status", "utilities", "tasks", "compute", "storage")
 PUBLIC = ("status", "utilities", "tasks", "compute", "storage")
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-FETCH = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())"
-
-
-def texts(site, service: str) -> list[str]:
-    """The scrape of each process group serving `service` (natively one gunicorn; in compose each replica)."""
-    if not site.compose:
-        reply = requests.get(f"{site.service_url(service)}/metrics", timeout=30)
-        assert reply.status_code == 200, reply.text
-        assert reply.headers["Content-Type"].startswith("text/plain")
-        return [reply.text]
-    project = site.env["FIRECREST_COMPOSE_PROJECT"]
-    names = subprocess.run([str(PODMAN), "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
-                            "--filter", f"label=com.docker.compose.service={service}"],
-                           capture_output=True, text=True, check=True).stdout.split()
-    return [subprocess.run([str(PODMAN), "exec", name, "python3", "-c", FETCH], capture_output=True, text=True,
-                           check=True).stdout for name in names]
-
-
-def scrape(site, service: str) -> Samples:
-    total: Samples = {}
-    for text in texts(site, service):
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                key = (s.name, frozenset(s.labels.items()))
-                total[key] = total.get(key, 0.0) + s.value
-    return total
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
 def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
 

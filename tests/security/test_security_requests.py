@@ -108,11 +108,18 @@ class Sweep:
         headers = {"Authorization": f"Bearer {self.site.token('alice')}", "X-Machine-Name": MACHINE}
         files = {k: v for k, v in form.items() if isinstance(v, tuple)}
         data = {k: v for k, v in form.items() if not isinstance(v, tuple)}
-        return requests.request(method.upper(), self.site.env["FIRECREST_URL"] + path, params=query, data=data,
-                                files=files or None, headers=headers, timeout=60)
+        reply = requests.request(method.upper(), self.site.env["FIRECREST_URL"] + path, params=query, data=data,
+                                 files=files or None, headers=headers, timeout=60, stream=True)
+        if reply.headers.get("Content-Type", "").startswith("text/event-stream"):
+            reply.close()  # a stream the values opened: its status is the answer (it would run until idle)
+        else:
+            reply.content  # noqa: B018 (read it all, as without stream=True)
+        return reply
 
     def check(self, what: str, reply: requests.Response) -> None:
         assert reply.status_code < 500, f"{what}: {reply.status_code} {reply.text[:300]}"
+        if reply.headers.get("Content-Type", "").startswith("text/event-stream"):
+            return  # the values were taken and a stream opened (`send` closed it)
         assert "Traceback" not in reply.text, what
         if reply.status_code >= 400 and reply.headers.get("Content-Type", "").startswith("application/json"):
             reply.json()
