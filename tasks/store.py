@@ -21,8 +21,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +136,10 @@ class TaskStore:
         return json.loads(raw) if raw else None
 
     def owned(self, task_id: str, user: str) -> dict[str, Any]:
-        task = self.get(task_id)
+        return self._mine(self.get(task_id), task_id, user)
+
+    @staticmethod
+    def _mine(task: dict[str, Any] | None, task_id: str, user: str) -> dict[str, Any]:
         if task is None:
             raise UnknownTask(task_id)
         if task["user"] != user:
@@ -167,15 +169,16 @@ class TaskStore:
         code = parse_status(status)
         if code is None:
             raise InvalidStatus(f"Status code error: {status}")
-        task = self.owned(task_id, user)
-        if task["status"] == Status.INVALID:  # deleted by its owner: the work's late outcome must not bring it back
-            raise UnknownTask(f"Task {task_id} was deleted")
-        stamp = now_text()
-        task.update(status=code, description=code.description, updated_at=stamp, last_modify=stamp,
-                    data=code.description if data is None else data)
-        ttl = TTL[task["service"]]
-        inflight = self._key("inflight", task["service"])
-        with self._held(task_id, holder) as p:
+
+        def write(task: dict[str, Any], p: redis.client.Pipeline) -> None:
+            if task["status"] == Status.INVALID:  # deleted by its owner: the work's late outcome must not revive it
+                raise UnknownTask(f"Task {task_id} was deleted")
+            stamp = now_text()
+            task.update(status=code, description=code.description, updated_at=stamp, last_modify=stamp,
+                        data=code.description if data is None else data)
+            ttl = TTL[task["service"]]
+            inflight = self._key("inflight", task["service"])
+            p.multi()
             p.set(self._key("task", task_id), json.dumps(task), ex=ttl)
             if code.final:
                 p.delete(self._key("private", task_id), self._key("holder", task_id))
@@ -188,34 +191,40 @@ class TaskStore:
                 if lease_s is not None:
                     p.zadd(inflight, {task_id: time.time() + lease_s})
             publish_task(p, task)
-            p.execute()
-        return task
+
+        return self._change(task_id, user, holder, write)
 
     def renew(self, task_id: str, user: str, lease_s: float, holder: str | None = None) -> None:
         """Extend the lease of an unfinished task (long work: a transfer, an upload awaited from the user)."""
-        task = self.owned(task_id, user)
-        if task["status"] in FINAL:
-            raise UnknownTask(f"Task {task_id} is finished")
-        with self._held(task_id, holder) as p:
+
+        def write(task: dict[str, Any], p: redis.client.Pipeline) -> None:
+            if task["status"] in FINAL:
+                raise UnknownTask(f"Task {task_id} is finished")
+            p.multi()
             p.zadd(self._key("inflight", task["service"]), {task_id: time.time() + lease_s}, xx=True)
 
-    @contextmanager
-    def _held(self, task_id: str, holder: str | None) -> Iterator[redis.client.Pipeline]:
-        """A transaction that goes through only while `holder` (when given) still holds the task: a process whose
-        lease ran out and was claimed by another cannot overwrite what the new holder does."""
-        key = self._key("holder", task_id)
-        with self.r.pipeline(transaction=True) as p:
-            if holder:
-                p.watch(key)
-                current = p.get(key)
-                if current is not None and text(current) != holder:
+        self._change(task_id, user, holder, write)
+
+    def _change(self, task_id: str, user: str, holder: str | None,
+                write: Callable[[dict[str, Any], redis.client.Pipeline], None]) -> dict[str, Any]:
+        """`write` applied to the task as read under WATCH (the task and its holder): the write goes through only
+        if neither changed between the read and the write, else it is tried again on what is there now. So a
+        delete that lands meanwhile is never undone by a late outcome, and a process whose lease ran out and was
+        claimed by another (`holder` names someone else now) cannot overwrite what the new holder does."""
+        task_key, holder_key = self._key("task", task_id), self._key("holder", task_id)
+        while True:
+            with self.r.pipeline(transaction=True) as p:
+                p.watch(task_key, holder_key)
+                raw, current = p.get(task_key), p.get(holder_key)
+                task = self._mine(json.loads(raw) if raw else None, task_id, user)
+                if holder and current is not None and text(current) != holder:
                     raise LeaseLost(task_id)
-            p.multi()
-            yield p
-            try:
-                p.execute()
-            except redis.WatchError:  # claimed by another process between the check and the write
-                raise LeaseLost(task_id) from None
+                write(task, p)
+                try:
+                    p.execute()
+                    return task
+                except redis.WatchError:  # changed between the read and the write: read it again
+                    continue
 
     def delete(self, task_id: str, user: str) -> None:
         """Marked not valid any more and gone after DELETED_TTL (as upstream)."""
