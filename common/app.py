@@ -25,6 +25,7 @@ from .commands import Command, T
 from .config import Site, load
 from .errors import FirecrestError, Forbidden, MissingMachine, UnknownMachine, to_response
 from .remote import Remote
+from .scopes import check_scope
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SITE, REMOTE, ON_SERVE = "firecrest.site", "firecrest.remote", "firecrest.on_serve"
@@ -97,7 +98,8 @@ def start_background(app: Flask) -> None:
 def create_app(service: str, blueprints: Iterable[Blueprint], site: Site | None = None, *,
                public: Rule = lambda method, path: False, expired_ok: Rule = lambda method, path: False) -> Flask:
     """A service app with `blueprints`, for `site` (default: the site file of the environment). Every route needs
-    a valid token unless `public(method, path)` says otherwise; `expired_ok(method, path)` accepts an expired (but
+    a valid token of a registered application, with the scope the site names for the service and the request's kind
+    (common/scopes.py), unless `public(method, path)` says otherwise; `expired_ok(method, path)` accepts an expired (but
     otherwise valid) token, for internal routes that finish work the user asked for earlier."""
     site = site or load()
     app = Flask(service)
@@ -115,6 +117,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint], site: Site | None 
         if not public(request.method, request.path) and not metrics.is_scrape():
             token = bearer(request.headers.get("Authorization"))
             g.identity = validator.validate(token, allow_expired=expired_ok(request.method, request.path))
+            check_scope(site.auth, service, request.method, g.identity.claims)
 
     app.after_request(_access_log(service))
     _error_handlers(app)

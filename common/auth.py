@@ -2,7 +2,8 @@
 
 PyJWT with the issuer's JWKS: keys cached by kid and refetched on an unknown kid (at most once per
 REFETCH_INTERVAL, so random kids cannot make us hammer the issuer); algorithms pinned; exp, nbf, iat, iss and
-aud checked; the unix username taken from the configured claim.
+aud checked; the token's application (azp) registered at the site (common/scopes.py); the unix username taken from
+the configured claim.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jwt
 
 from .config import AuthConfig
 from .errors import Unauthorized
+from .scopes import check_application
 
 REFETCH_INTERVAL = 10.0
 RETRY_AFTER_FAILURE = 1.0  # after a failed fetch of the issuer's keys
@@ -115,6 +117,7 @@ class TokenValidator:
             raise Unauthorized("JWT token has invalid signature") from e
         except jwt.PyJWTError as e:
             raise Unauthorized("Bad header or JWT, general exception raised") from e
+        check_application(self.config, claims)  # a valid token, but of an application the site did not register
         username = claims.get(self.config.username_claim)
         if not isinstance(username, str) or not UNIX_NAME.match(username):
             raise Unauthorized(f"JWT token has no valid '{self.config.username_claim}' claim")

@@ -68,6 +68,9 @@ class AuthConfig:
     audience: str
     username_claim: str
     algorithms: tuple[str, ...]
+    # Registered applications (a token's `azp`); None: a site file without the list (unit tests, smoke checks).
+    applications: frozenset[str] | None = None
+    scopes: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> read/change -> scope
 
     @property
     def jwks_url(self) -> str:
@@ -173,6 +176,8 @@ def parse(text: str, env: dict[str, str]) -> Site:
             audience=auth["audience"],
             username_claim=auth.get("username_claim", "preferred_username"),
             algorithms=tuple(auth.get("algorithms", ["RS256"])),
+            applications=frozenset(auth["applications"]) if "applications" in auth else None,
+            scopes={service: dict(kinds) for service, kinds in (auth.get("scopes") or {}).items()},
         ),
         limits=Limits(**raw.get("limits", {})),
         ssh=SSHConfig(**raw.get("ssh", {})),

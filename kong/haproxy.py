@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kong.errors import RenderError
-from kong.haproxy_auth import jwt_rules
+from kong.haproxy_auth import application_rules, jwt_rules
 from kong.haproxy_limits import per_user_limits, source_limit_and_path_rules
 from kong.haproxy_routes import RESOLVERS, cors_rules, forwarding, routing_rules, termination_rules
 from kong.kong_yml import Gateway
@@ -31,6 +31,7 @@ def render(gw: Gateway, bind: str, port: int, upstreams: dict[str, str], keys: l
         *cors_rules(gw.routes),
         *termination_rules(gw),
         "", *jwt_rules(gw, keys),
+        "", *application_rules(gw),
         "", "    # The verified identity, for the services and the log.",
         "    http-request set-var(txn.user) var(txn.sub)",
         "    http-request set-header X-Auth-Sub %[var(txn.sub)]",

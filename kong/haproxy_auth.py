@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kong.haproxy_text import UNAUTHORIZED, json_return
+from kong.applications import READ_METHODS
+from kong.haproxy_text import NOT_REGISTERED, UNAUTHORIZED, json_return, missing_scope
 from kong.kong_yml import Gateway
 
 
@@ -43,3 +44,39 @@ def jwt_rules(gw: Gateway, keys: list[Path]) -> list[str]:
     return out + [f"    {deny} unless {' '.join(required)}",
                   f"    {deny} if jwt_has_nbf !jwt_nbf_int",
                   f"    {deny} if jwt_not_yet"]
+
+
+def application_rules(gw: Gateway) -> list[str]:
+    """After the token is verified: its application (`azp`) must be registered, and its `scope` must hold the scope
+    the route's service needs for the request's method (reads: GET and HEAD), else 403 saying which."""
+    apps = gw.applications
+    if apps is None:
+        return []
+    out = [
+        "    # Registered applications and their scopes (the site file's auth.applications and auth.scopes).",
+        "    http-request set-var(txn.scope) var(txn.bearer),jwt_payload_query('$.scope')",
+        f"    acl app_registered var(txn.azp) -m str {' '.join(apps.clients)}",
+        f"    {json_return(403, NOT_REGISTERED)} unless app_registered",
+        f"    acl read_method method {' '.join(READ_METHODS)}",
+    ]
+    needed = sorted({scope for kinds in apps.scopes.values() for scope in kinds.values()})
+    out += [f"    acl scope_{acl_name(s)} var(txn.scope) -m reg {scope_pattern(s)}" for s in needed]
+    for service, kinds in apps.scopes.items():
+        routes = [r.name for r in gw.routes if r.service == service and r.termination is None]
+        if not routes:
+            continue
+        out.append(f"    acl service_{acl_name(service)} var(txn.route) -m str {' '.join(routes)}")
+        for kind, scope in kinds.items():
+            method = "read_method" if kind == "read" else "!read_method"
+            out.append(f"    {json_return(403, missing_scope(scope))} if service_{acl_name(service)} {method} "
+                       f"!scope_{acl_name(scope)}")
+    return out
+
+
+def acl_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def scope_pattern(scope: str) -> str:
+    """The scope as a whole word of the space-separated claim (quoted: HAProxy takes no backslash in quotes)."""
+    return "'(^| )" + scope.replace(".", "\\.") + "( |$)'"

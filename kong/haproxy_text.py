@@ -8,6 +8,12 @@ INVALID_PATH = '{"description":"Invalid path"}'
 NOT_FOUND = '{"description":"Not found"}'
 NO_ROUTE = '{"message":"no Route matched with those values"}'
 NOT_DEPLOYED = '{"description":"Service not deployed"}'
+NOT_REGISTERED = '{"description":"The token was issued to an application that is not registered at this site"}'
+
+
+def missing_scope(scope: str) -> str:
+    return ('{"description":"This request needs the scope ' + scope
+            + ', which the application this token was issued to was not granted"}')
 
 
 def quoted_list(items: list[str]) -> str:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kong.applications import Applications
 from kong.errors import RenderError
 
 # Values written into HAProxy ACL patterns and header values unquoted: keep them to URL-ish characters.
@@ -47,6 +48,7 @@ class Gateway:
     timeouts: dict[str, str]
     services: dict[str, str]  # name -> url in kong.yml
     routes: list[Route] = field(default_factory=list)
+    applications: Applications | None = None  # from the site file (render.py --site)
 
 
 def _plugins(entity: dict[str, Any]) -> dict[str, dict[str, Any]]:

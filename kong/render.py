@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render kong/kong.yml into the HAProxy 2.6 configuration of the embedded site.
 
-    render.py --out haproxy.cfg --issuer URL --audience AUD --jwks FILE|URL --key-dir DIR \
+    render.py --out haproxy.cfg --issuer URL --audience AUD --jwks FILE|URL --key-dir DIR --site SITE_FILE \
               [--config kong/kong.yml] [--bind 127.0.0.1] [--port 8000] [--upstream NAME=URL ...] [--kong-out FILE] \
               [--upstream-replicas N]
 
@@ -9,7 +9,9 @@ Upstreams come from `--upstream status=http://127.0.0.1:5101` or the environment
 a service without one is rendered as a backend answering 503 {"description":"Service not deployed"}. The realm's
 RS256 signing keys (`use: sig` RSA keys of the JWKS) are written to `--key-dir` as PEM files that HAProxy loads at
 start-up. `--kong-out` writes kong.yml for a real Kong (kong/kong_out.py): placeholders filled, the same upstreams;
-`--out` may then be left out. `--upstream-replicas N` renders each upstream given by name as N server slots that
+`--out` may then be left out. `--site` is the site file the services read: its
+`auth.applications` (the registered clients) and `auth.scopes` (the scope each service's requests need) are enforced
+here too (kong/applications.py). `--upstream-replicas N` renders each upstream given by name as N server slots that
 HAProxy keeps filled from DNS, so the replicas of a scaled Compose service all get requests.
 
 What is rendered, in request order: client-sent X-Auth-* headers dropped; X-Request-ID kept if well-formed, else a
@@ -31,6 +33,7 @@ if not __package__:  # run as `python kong/render.py` (deploy/local does): impor
 
 import yaml
 
+from kong.applications import from_site
 from kong.errors import RenderError
 from kong.haproxy import DEFAULT_TIMEOUTS, render
 from kong.jwks import jwks_to_pems, read_jwks, write_keys
@@ -63,6 +66,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--audience", default=os.environ.get("FIRECREST_AUDIENCE"))
     p.add_argument("--jwks", required=True, help="the realm's JWKS: a file or an http(s) URL")
     p.add_argument("--key-dir", type=Path, help="where the realm's signing keys go as PEM files (with --out)")
+    p.add_argument("--site", type=Path, required=True, help="the site file: registered applications and scopes")
     p.add_argument("--upstream", action="append", default=[], metavar="NAME=URL")
     p.add_argument("--upstream-replicas", type=int, default=0, metavar="N",
                    help="upstreams given by name become N server slots filled from DNS (scaled Compose services)")
@@ -82,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         pems = jwks_to_pems(read_jwks(args.jwks))
         if not pems:
             raise RenderError(f"{args.jwks}: no RSA signing key for RS256")
+        apps = from_site(args.site)
         values = {"FIRECREST_ISSUER": args.issuer, "FIRECREST_AUDIENCE": args.audience,
-                  "FIRECREST_REALM_PUBLIC_KEY": next(iter(pems.values()))}
+                  "FIRECREST_REALM_PUBLIC_KEY": next(iter(pems.values())), **apps.placeholders()}
         config = fill(yaml.safe_load(args.config.read_text()), values)
         gw = load(config)  # also for --kong-out alone: Kong gets nothing the HAProxy rendering would refuse
+        gw.applications = apps
         upstreams = upstreams_from(args.upstream, gw.services, dict(os.environ))
         text = (render(gw, args.bind, args.port, upstreams, write_keys(pems, args.key_dir), args.upstream_replicas)
                 if args.out else "")

@@ -152,10 +152,14 @@ class Realm:
 
         audience = {"name": "aud", "protocol": "openid-connect", "protocolMapper": "oidc-audience-mapper",
                     "config": {"included.custom.audience": "firecrest", "access.token.claim": "true"}}
+        # Its tokens name a registered application (azp) and its scopes: the refusal must come from the
+        # certificator's own check of the unix name, not from the site's list of applications or scopes.
         response = requests.post(f"{self.base}/clients", headers=self.headers, timeout=30, json={
             "clientId": client_id, "enabled": True, "protocol": "openid-connect", "publicClient": False,
             "secret": secret, "serviceAccountsEnabled": True, "standardFlowEnabled": False,
-            "protocolMappers": [claim("unix_username", unix_username), audience]})
+            "protocolMappers": [claim("unix_username", unix_username), claim("azp", "firecrest-alice"),
+                                audience],
+            "defaultClientScopes": ["basic", "firecrest-read", "firecrest-files"]})
         assert response.status_code == 201, response.text
         self.created.append(response.headers["Location"].rsplit("/", 1)[1])
         token = requests.post(self.token_url, data={"grant_type": "client_credentials"}, auth=(client_id, secret),

@@ -161,8 +161,8 @@ def test_gateway(site, tmp_path_factory, echo, jwks, test_key) -> Iterator[Calla
         port = free_port()
         code = render.main(["--config", str(tmp / "kong.yml"), "--out", str(tmp / "haproxy.cfg"), "--port", str(port),
                             "--issuer", issuer(site), "--audience", "firecrest", "--jwks", str(tmp / "jwks.json"),
-                            "--key-dir", str(tmp / "keys"), *(f"--upstream={s}={echo}" for s in
-                                                              ("status", "utilities", "tasks"))])
+                            "--key-dir", str(tmp / "keys"), "--site", str(site.site_file),
+                            *(f"--upstream={s}={echo}" for s in ("status", "utilities", "tasks"))])
         assert code == 0
         log = tmp / "haproxy.log"
         with log.open("w") as out:
@@ -353,6 +353,29 @@ def test_each_claim_check_alone_rejects(test_gateway, alice, realm_pem, test_key
     for name, token in forged_tokens.forged(alice, realm_pem, key=test_key, kid=TEST_KID).items():
         response = requests.get(f"{url}/status/parameters", headers=bearer(token), timeout=30)
         assert response.status_code == 401, f"{name}: {response.status_code} {response.text}"
+
+
+def test_applications_and_scopes_are_checked_on_signed_claims(test_gateway, alice, test_key):
+    """Signed with a key the gateway trusts: the application (azp) must be one the site file registers, and the
+    scope must be a whole word of the claim (a longer name, another case or a JSON array is not the scope)."""
+    url = test_gateway()
+
+    def code(method: str, path: str, **changes: object) -> tuple[int, str]:
+        token = forged_tokens.resign(alice, test_key, TEST_KID, **changes)
+        response = requests.request(method, f"{url}{path}", headers=bearer(token), timeout=30)
+        return response.status_code, response.json().get("description", "") if response.status_code == 403 else ""
+
+    assert code("GET", "/utilities/whoami", scope="profile firecrest-read")[0] == 200
+    assert code("POST", "/utilities/mkdir", scope="firecrest-files")[0] == 200
+    for azp in ("firecrest-alice-unregistered", "FIRECREST-ALICE", "firecrest-alice ", "", None, ["firecrest-alice"]):
+        assert code("GET", "/utilities/whoami", azp=azp) == (403, "The token was issued to an application that is not "
+                                                                  "registered at this site"), azp
+    for scope in ("firecrest-readX", "xfirecrest-read", "FIRECREST-READ", "firecrest-read-all", "firecrest", "",
+                  None, ["firecrest-read"], "firecrest-files firecrest-jobs"):
+        status, text = code("GET", "/utilities/whoami", scope=scope)
+        assert (status, "needs the scope firecrest-read," in text) == (403, True), scope
+    assert code("POST", "/utilities/mkdir", scope="firecrest-read firecrest-jobs")[0] == 403
+    assert code("GET", "/tasks", scope="firecrest-files")[0] == 403
 
 
 def test_per_user_rate_limit(test_gateway, alice, bob):

@@ -10,6 +10,7 @@ a route, plugin, plugin option or route/service attribute that one renderer igno
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from test_kong_parity_read import (
 from test_kong_yml import REPO, kong_yml
 
 from kong import haproxy
+from kong.haproxy_auth import acl_name
+from kong.haproxy_text import NOT_REGISTERED, json_return, missing_scope
 
 # plugin -> option -> why HAProxy does not do what Kong does (or does it differently).
 KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
@@ -46,7 +49,7 @@ SERVICE_KEYS = {"name", "url", "routes", "plugins", "connect_timeout", "read_tim
 TOP_KEYS = {"_format_version", "_transform", "_ignore", "consumers", "plugins", "services", "routes"}
 # The pre-function's Lua, as in kong.yml: when it changes, check the HAProxy equivalent (haproxy_auth.py, the header
 # rules of haproxy.py) and the checks in pre_function_problems, then update the digest.
-PRE_FUNCTION_SHA256 = "ed4bf1d2a6458c0d339763f54f2d9ed6ac2b72bf3bef4f84650faedab12b8c81"
+PRE_FUNCTION_SHA256 = "4f7fa50ec9e8d7f505164db854bc4c71b23071b1316dbe8eca54bd96ee10c95e"
 
 
 def route_problems(kong: dict[str, Any], hap: Haproxy) -> list[str]:
@@ -174,8 +177,30 @@ def pre_function_problems(config: dict[str, Any], hap: Haproxy) -> list[str]:
     if not m:
         return [*problems, "pre-function: no AUDIENCE, TYP line"]
     problems += has(hap, f"acl jwt_typ_ok var(txn.typ) -m str {m.group(2)}", "pre-function typ")
+    problems += application_problems(lua, hap)
     return problems + has(hap, f"acl jwt_aud_ok var(txn.bearer),jwt_payload_query('$.aud') -m str {m.group(1)}",
                           "pre-function aud")
+
+
+def lua_json(lua: str, name: str) -> Any:
+    m = re.search(rf"local {name} = cjson.decode\(\[\[(.*?)\]\]\)", lua)
+    return json.loads(m.group(1)) if m else None
+
+
+def application_problems(lua: str, hap: Haproxy) -> list[str]:
+    """The applications and scopes the Lua was filled with (from the site file) are HAProxy's 403s, one by one."""
+    apps, scopes = lua_json(lua, "APPLICATIONS"), lua_json(lua, "SCOPES")
+    if apps is None or scopes is None:
+        return ["pre-function: no APPLICATIONS or SCOPES"]
+    problems = has(hap, f"acl app_registered var(txn.azp) -m str {' '.join(apps)}", "pre-function applications")
+    problems += has(hap, f"{json_return(403, NOT_REGISTERED)} unless app_registered", "pre-function applications")
+    for service, kinds in scopes.items():
+        for kind, scope in kinds.items():
+            method = "read_method" if kind == "read" else "!read_method"
+            line = (f"{json_return(403, missing_scope(scope))} if service_{acl_name(service)} {method} "
+                    f"!scope_{acl_name(scope)}")
+            problems += has(hap, line, f"pre-function scope {service}.{kind}")
+    return problems
 
 
 CHECKED_OPTIONS = {
@@ -238,8 +263,10 @@ def haproxy_only_problems(kong: dict[str, Any], hap: Haproxy) -> list[str]:
             continue
         preflight = ON_ROUTES.match(cond.removeprefix("if METH_OPTIONS ")) if status == 204 else None
         ok = ((preflight and set(preflight.group(1).split()) <= cors_routes)
-              or (status == 401 and "jwt" in plugins) or (status == 429 and "txn.sub" in cond and "rate-limiting"
-                                                           in plugins) or ON_ROUTES.match(cond.split(" ", 1)[-1]))
+              or (status == 401 and "jwt" in plugins)
+              or (status == 403 and "pre-function" in plugins and ("app_registered" in cond or "!scope_" in cond))
+              or (status == 429 and "txn.sub" in cond and "rate-limiting" in plugins)
+              or ON_ROUTES.match(cond.split(" ", 1)[-1]))
         problems += [] if ok else [f"HAProxy answers {status} {cond!r} for no Kong route or plugin"]
     correlation = enabled(kong).get("correlation-id", {}).get("header_name")
     for line in hap.lines:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from test_kong_jwks import jwk_of
-from test_kong_yml import kong_yml
+from test_kong_yml import SITE, kong_yml
 
 from kong import render
 
@@ -119,7 +119,7 @@ def rendered(tmp_path: Path, config: dict[str, Any] | None = None, *extra: str,
     (tmp_path / "kong.in.yml").write_text(yaml.safe_dump(config or kong_yml(), sort_keys=False))
     code = render.main(["--config", str(tmp_path / "kong.in.yml"), "--out", str(tmp_path / "haproxy.cfg"),
                         "--kong-out", str(tmp_path / "kong.yml"), "--issuer", ISSUER, "--audience", "firecrest",
-                        "--jwks", str(tmp_path / "jwks.json"), "--key-dir", str(tmp_path / "keys"),
+                        "--site", str(SITE), "--jwks", str(tmp_path / "jwks.json"), "--key-dir", str(tmp_path / "keys"),
                         *(f"--upstream={n}=http://{n}:8000" for n in upstreams), *extra])
     assert code == 0
     return yaml.safe_load((tmp_path / "kong.yml").read_text()), (tmp_path / "haproxy.cfg").read_text()

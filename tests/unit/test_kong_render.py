@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from test_kong_jwks import jwk_of
-from test_kong_yml import ISSUER, gateway
+from test_kong_yml import ISSUER, SITE, gateway
 
 from kong import render
 from kong.kong_out import milliseconds
@@ -33,7 +33,7 @@ def test_command_line_writes_a_valid_haproxy_config(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk_of(key, kid="k", use="sig", alg="RS256")]}))
     code = render.main(["--out", str(tmp_path / "haproxy.cfg"), "--port", "18123", "--issuer", ISSUER,
-                        "--audience", "firecrest", "--jwks", str(tmp_path / "jwks.json"),
+                        "--audience", "firecrest", "--site", str(SITE), "--jwks", str(tmp_path / "jwks.json"),
                         "--key-dir", str(tmp_path / "keys"), "--upstream", "status=http://127.0.0.1:5101",
                         "--kong-out", str(tmp_path / "kong.yml")])
     assert code == 0
@@ -48,7 +48,7 @@ def test_command_line_writes_a_valid_haproxy_config(tmp_path):
 def test_command_line_fails_clearly_without_issuer(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("FIRECREST_ISSUER", raising=False)
     (tmp_path / "jwks.json").write_text('{"keys": []}')
-    assert render.main(["--out", str(tmp_path / "x.cfg"), "--audience", "firecrest",
+    assert render.main(["--out", str(tmp_path / "x.cfg"), "--audience", "firecrest", "--site", str(SITE),
                         "--jwks", str(tmp_path / "jwks.json"), "--key-dir", str(tmp_path)]) == 1
     assert "--issuer" in capsys.readouterr().err
 
@@ -56,7 +56,7 @@ def test_command_line_fails_clearly_without_issuer(tmp_path, capsys, monkeypatch
 def test_kong_out_alone_needs_no_haproxy_paths(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk_of(key, kid="k", use="sig", alg="RS256")]}))
-    common = ["--issuer", ISSUER, "--audience", "firecrest", "--jwks", str(tmp_path / "jwks.json")]
+    common = ["--issuer", ISSUER, "--audience", "firecrest", "--site", str(SITE), "--jwks", str(tmp_path / "jwks.json")]
     out = ["--kong-out", str(tmp_path / "kong.yml"), "--upstream", "status=http://status:8000"]
     assert render.main([*common, *out]) == 0
     services = {s["name"]: s for s in yaml.safe_load((tmp_path / "kong.yml").read_text())["services"]}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kong.applications import from_site
 from kong.errors import RenderError
 from kong.kong_yml import Gateway, load, match_order
 from kong.placeholders import fill
@@ -15,7 +16,10 @@ from kong.placeholders import fill
 REPO = Path(__file__).resolve().parents[2]
 
 ISSUER = "http://127.0.0.1:8180/realms/firecrest"
-VALUES = {"FIRECREST_ISSUER": ISSUER, "FIRECREST_AUDIENCE": "firecrest", "FIRECREST_REALM_PUBLIC_KEY": "PEM"}
+SITE = REPO / "deploy" / "local" / "site.yaml"  # its registered applications and scopes
+APPS = from_site(SITE)
+VALUES = {"FIRECREST_ISSUER": ISSUER, "FIRECREST_AUDIENCE": "firecrest", "FIRECREST_REALM_PUBLIC_KEY": "PEM",
+          **APPS.placeholders()}
 
 
 def kong_yml() -> dict:
@@ -23,7 +27,9 @@ def kong_yml() -> dict:
 
 
 def gateway(config: dict | None = None) -> Gateway:
-    return load(fill(config or kong_yml(), VALUES))
+    gw = load(fill(config or kong_yml(), VALUES))
+    gw.applications = APPS
+    return gw
 
 
 def plugin(config: dict, name: str) -> dict:

@@ -77,6 +77,7 @@ class Gateway(Component):
             "--audience", AUDIENCE,
             "--jwks", str(self.dir / "jwks.json"),
             "--key-dir", str(self.dir / "keys"),
+            "--site", str(self.stack.repo / "deploy" / "local" / "site.yaml"),  # registered applications, scopes
             *(f"--upstream={name}=http://{HOST}:{PORTS[name]}" for name in KONG_SERVICES if name in PORTS),
         ], env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})  # no FIRECREST_INTERNAL_* from the caller's shell
         run(["haproxy", "-c", "-q", "-f", str(new)])

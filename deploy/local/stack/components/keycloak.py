@@ -220,6 +220,12 @@ class Keycloak(Component):
             # alice again, with tokens that expire in 10 s: tests of work that outlives its token
             "FIRECREST_CLIENT_ID_ALICE_SHORT": "firecrest-alice-short",
             "FIRECREST_CLIENT_SECRET_ALICE_SHORT": self.stack.secret("keycloak-client-alice"),
+            # alice again: a registered application whose scopes are optional (a token holds those it asks for),
+            # and a client of the realm the site did not register (auth.applications): tests of both refusals
+            "FIRECREST_CLIENT_ID_ALICE_SCOPED": "firecrest-alice-scoped",
+            "FIRECREST_CLIENT_SECRET_ALICE_SCOPED": self.stack.secret("keycloak-client-alice"),
+            "FIRECREST_CLIENT_ID_ALICE_UNREGISTERED": "firecrest-alice-unregistered",
+            "FIRECREST_CLIENT_SECRET_ALICE_UNREGISTERED": self.stack.secret("keycloak-client-alice"),
             "FIRECREST_CLIENT_ID_BOB": "firecrest-bob",
             "FIRECREST_CLIENT_SECRET_BOB": self.stack.secret("keycloak-client-bob"),
             "FIRECREST_PORTAL_CLIENT_ID": "firecrest-portal",
