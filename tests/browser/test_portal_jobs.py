@@ -4,11 +4,13 @@ without the page reloading; errors of the API shown as such; bob never sees alic
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from playwright.sync_api import Page, expect
 
 SignIn = Callable[[Page, str], None]
@@ -165,3 +167,30 @@ def test_bob_never_sees_alices_jobs(new_page: Callable[[], Page], portal: str, s
     shot(bob, "bob-jobs")
     alice.locator(f"#job-{jobid} button.cancel").click()
     expect(alice.locator(f"#job-{jobid} .job-state")).to_have_text("CANCELLED")
+
+
+def stream_slots(site: Any, user: str) -> set[str]:
+    """The user's open event streams as the tasks service counts them (8 at most: a leaked one is a lost place)."""
+    r = redis.Redis.from_url(site.env["REDIS_URL"], decode_responses=True)
+    try:
+        return set(r.zrange(f"firecrest:events:slots:{user}", 0, -1))
+    finally:
+        r.close()
+
+
+def test_leaving_the_page_closes_the_relayed_stream(new_page: Callable[[], Page], portal: str, sign_in: SignIn,
+                                                    site: Any) -> None:
+    page = new_page()
+    sign_in(page, "bob")
+    before = stream_slots(site, "bob")
+    page.goto(f"{portal}/jobs/")
+    expect(page.locator("#live")).to_have_text("(live)")
+    opened: set[str] = set()
+    opened = stream_slots(site, "bob") - before  # the relay opened its upstream before the page said live
+    assert opened
+    page.goto(f"{portal}/transfers/")  # leaves the jobs page: its EventSource closes
+    expect(page.locator("h1")).to_have_text("Large transfers")
+    deadline = time.monotonic() + 120  # keep-alives every 15 s carry the news: the portal's write, then the API's
+    while stream_slots(site, "bob") & opened:
+        assert time.monotonic() < deadline, "the portal kept the API's stream open after the page left"
+        time.sleep(0.5)
