@@ -173,7 +173,7 @@ def stream_slots(site: Any, user: str) -> set[str]:
     """The user's open event streams as the tasks service counts them (8 at most: a leaked one is a lost place)."""
     r = redis.Redis.from_url(site.env["REDIS_URL"], decode_responses=True)
     try:
-        return set(r.zrange(f"firecrest:events:slots:{user}", 0, -1))
+        return {str(m) for m in r.zrange(f"firecrest:events:slots:{user}", 0, -1)}
     finally:
         r.close()
 
