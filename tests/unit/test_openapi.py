@@ -149,11 +149,12 @@ def test_storage_routes_answer_201_and_their_errors(spec):
     operations = dict(storage_operations(spec))
     assert len(operations) == 9  # upload, download, invalidate, and six xfer-internal operations
     for path, op in operations.items():
-        assert {"201", "400", "401", "503"} <= set(op["responses"]), path
+        assert {"201", "400", "401", "403", "503"} <= set(op["responses"]), path
         bounded = path in ("/storage/xfer-external/upload", "/storage/xfer-external/download")  # 429: too many
         keyed = {"409", "422"} if path != "/storage/xfer-external/invalidate" else set()  # Idempotency-Key
         assert keyed <= set(op["responses"]), path
-        assert set(op["responses"]) <= {"201", "400", "401", "503"} | keyed | ({"429"} if bounded else set()), path
+        allowed = {"201", "400", "401", "403", "503"} | keyed | ({"429"} if bounded else set())
+        assert set(op["responses"]) <= allowed, path
         assert ("429" in op["responses"]) == bounded, path
         if path != "/storage/xfer-external/invalidate":
             assert {"$ref": "#/components/parameters/MachineName"} in op["parameters"], path
@@ -182,3 +183,15 @@ def test_unknown_machine_headers_are_documented_on_storage(spec):
         assert {"X-Machine-Does-Not-Exist", "X-Machine-Does-Not-Exists"} <= set(response["headers"]), path
         if path.startswith("/storage/xfer-internal/"):
             assert "X-Sbatch-Error" in response["headers"], path
+
+
+def test_each_operation_names_the_scope_the_site_requires(spec):
+    """The `security` of every operation is what the site file's auth.scopes make the gateway and services check."""
+    scopes = yaml.safe_load((REPO / "deploy" / "local" / "site.yaml").read_text())["auth"]["scopes"]
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if method not in ("get", "post", "put", "delete", "head", "patch"):
+                continue
+            needed = scopes[op["tags"][0]]["read" if method in ("get", "head") else "change"]
+            assert op["security"] == [{"bearer": [needed]}], (method, path)
+            assert "403" in op["responses"], (method, path)
