@@ -6,6 +6,7 @@ import hmac
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ def _configure(app: Flask) -> None:
         SECRET_KEY=os.environ.get("FIRECREST_PORTAL_SECRET_KEY") or secrets.token_hex(32),
         SESSION_TYPE="cachelib",
         SESSION_CACHELIB=FileSystemCache(str(sessions), threshold=2000, mode=0o600),
-        SESSION_PERMANENT=False,
+        SESSION_PERMANENT=False,  # the cookie ends with the browser; the stored session after the lifetime
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=10),  # Keycloak's SSO session's longest life
         SESSION_KEY_PREFIX="portal:",
         SESSION_COOKIE_NAME="firecrest_portal",
         SESSION_COOKIE_HTTPONLY=True,
