@@ -125,3 +125,25 @@ def test_unsafe_request_without_the_csrf_token_is_refused() -> None:
 def test_pages_ask_for_a_sign_in() -> None:
     r = create().test_client().get("/files?path=a")
     assert r.status_code == 302 and r.location.startswith("/auth/login?next=")
+
+
+def _render_error(error: ApiError) -> str:
+    from flask import render_template
+
+    with create().test_request_context("/"):
+        return render_template("_error.html", error=error)
+
+
+def test_a_429_says_how_long_to_wait() -> None:
+    html = _render_error(ApiError(429, "Too many requests", "7", {"Retry-After": "7"}))
+    assert "The API answered 429" in html and "try again in 7 seconds" in html
+
+
+def test_a_403_shows_the_apis_description() -> None:
+    html = _render_error(ApiError(403, "This request needs the scope firecrest-jobs"))
+    assert "needs the scope firecrest-jobs" in html and "may not do this" in html
+
+
+def test_an_error_description_is_text_not_markup() -> None:
+    html = _render_error(ApiError(400, "<script>x()</script>", None, {"X-Error": "<b>"}))
+    assert "<script>" not in html and "&lt;script&gt;" in html and "<b>" not in html
