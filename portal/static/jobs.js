@@ -21,6 +21,7 @@ function refusalText(body, status) {
   const b = body || {};
   let text = `The API answered ${b.status || status}: ${b.description || "no description"}`;
   for (const d of b.details || []) text += ` (${d.header}: ${d.value}, ${d.meaning})`;
+  if (!/[.!?]$/.test(text)) text += ".";
   if ((b.status || status) === 429) {
     text += b.retry_after ? ` Try again in ${b.retry_after} seconds.` : " Try again shortly.";
   } else if ((b.status || status) === 403) {
@@ -121,9 +122,14 @@ class JobsPage {
     source.addEventListener("job", (e) => { this.update(JSON.parse(e.data)); this.empty(); });
     source.addEventListener("reset", () => this.load());
     source.addEventListener("apierror", (e) => {
+      const refusal = JSON.parse(e.data);
       source.close();
       live.textContent = "(not live)";
-      showError(refusalText(JSON.parse(e.data)));
+      showError(refusalText(refusal));
+      const wait = parseInt(refusal.retry_after, 10);
+      if (refusal.status === 429 && wait > 0) {  // try again when the API says a place may be free
+        setTimeout(() => { if (this.events === source) { showError(""); this.follow(); } }, wait * 1000);
+      }
     });
   }
 

@@ -16,6 +16,7 @@ function refusalText(body, status) {
   const code = b.status || status;
   let text = `The API answered ${code}: ${b.description || "no description"}`;
   for (const d of b.details || []) text += ` (${d.header}: ${d.value}, ${d.meaning})`;
+  if (!/[.!?]$/.test(text)) text += ".";
   if (code === 429) text += b.retry_after ? ` Try again in ${b.retry_after} seconds.` : " Try again shortly.";
   else if (code === 403) text += " You (or this portal) may not do this.";
   return text;

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from playwright.sync_api import Page, expect
 
 SignIn = Callable[[Page, str], None]
@@ -193,4 +194,38 @@ def test_leaving_the_page_closes_the_relayed_stream(new_page: Callable[[], Page]
     deadline = time.monotonic() + 120  # keep-alives every 15 s carry the news: the portal's write, then the API's
     while stream_slots(site, "bob") & opened:
         assert time.monotonic() < deadline, "the portal kept the API's stream open after the page left"
+        time.sleep(0.5)
+
+
+def test_too_many_streams_shows_the_wait(new_page: Callable[[], Page], portal: str, sign_in: SignIn, site: Any,
+                                         shot: Shot) -> None:
+    """bob's 8 event streams all taken (by his own program): the page says 429 and how long to wait, instead of
+    a list that silently never updates. His streams are given back at the end."""
+    page = new_page()
+    sign_in(page, "bob")
+    before = stream_slots(site, "bob")
+    headers = {"Authorization": f"Bearer {site.token('bob')}", "X-Machine-Name": "cluster"}
+    held: list[requests.Response] = []
+    try:
+        while True:  # until the API refuses one: then every place is taken (by these and any other of bob's)
+            r = requests.get(f"{site.env['FIRECREST_URL']}/tasks/events/jobs", params={"idle": 60},
+                             headers=headers, stream=True, timeout=30)
+            if r.status_code == 429:
+                r.close()
+                break
+            assert r.status_code == 200 and len(held) < 8, r.text
+            held.append(r)
+        page.goto(f"{portal}/jobs/")
+        error = page.locator("#jobs-error")
+        expect(error).to_contain_text("The API answered 429")
+        expect(error).to_contain_text(re.compile(r"Try again in \d+ seconds"))
+        expect(page.locator("#live")).to_have_text("(not live)")
+        shot(page, "too-many-streams")
+    finally:
+        for r in held:
+            r.close()
+    taken = stream_slots(site, "bob") - before
+    deadline = time.monotonic() + 120  # the API frees a place its client left at the stream's next keep-alive
+    while stream_slots(site, "bob") & taken:
+        assert time.monotonic() < deadline, "bob's streams were not given back"
         time.sleep(0.5)
