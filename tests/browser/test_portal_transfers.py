@@ -163,3 +163,31 @@ def test_bob_sees_none_of_alices_transfers(new_page: Callable[[], Page], portal:
     expect(bob.locator(f"#transfer-{tid}")).to_have_count(0)
     answer = bob.request.get(f"{portal}/transfers/{tid}")
     assert answer.status == 403 and alice.request.get(f"{portal}/transfers/{tid}").status == 200
+
+
+@pytest.mark.parametrize(("route", "form", "said"), [
+    ("download", {"sourcePath": "relative/../etc/passwd"}, "must be an absolute path"),
+    ("download", {"sourcePath": "/home/alice/$(id)`id`;x"}, "sourcePath error"),
+    ("upload", {"targetPath": "/tmp\n/x", "sourcePath": "f.bin"}, "must be an absolute path"),
+    ("upload", {"targetPath": "/home/alice", "sourcePath": "../.."}, "the file needs a name"),
+    ("upload", {"targetPath": "/home/alice", "sourcePath": "a\x00b"}, "the file needs a name"),
+    ("download", {"system": "../../etc", "sourcePath": "/home/alice/x"}, "choose a system"),
+])
+def test_hostile_values_are_refused_with_a_reason(browser_page: Page, portal: str, sign_in: SignIn, route: str,
+                                                  form: dict[str, str], said: str) -> None:
+    page = browser_page
+    open_transfers(page, portal, sign_in)
+    token = str(page.locator('meta[name="csrf-token"]').get_attribute("content"))
+    answer = page.request.post(f"{portal}/transfers/{route}", form={"system": "cluster", **form},
+                               headers={"X-CSRF-Token": token})
+    assert answer.status == 400
+    assert said in answer.json()["description"]
+
+
+@pytest.mark.parametrize("tid", ["..%2F..%2Fetc", "x" * 65, "a-b"])
+def test_hostile_task_ids_never_reach_the_api(browser_page: Page, portal: str, sign_in: SignIn, tid: str) -> None:
+    page = browser_page
+    open_transfers(page, portal, sign_in)
+    assert page.request.get(f"{portal}/transfers/{tid}").status in (400, 404)
+    answer = page.request.get(f"{portal}/transfers/events?tasks={tid}")
+    assert "not a task id" in answer.text() or answer.status == 400
