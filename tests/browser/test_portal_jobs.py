@@ -229,3 +229,17 @@ def test_too_many_streams_shows_the_wait(new_page: Callable[[], Page], portal: s
     while stream_slots(site, "bob") & taken:
         assert time.monotonic() < deadline, "bob's streams were not given back"
         time.sleep(0.5)
+
+
+def test_a_job_on_the_second_system(browser_page: Page, portal: str, sign_in: SignIn, systems: list[str]) -> None:
+    if len(systems) < 2:
+        pytest.skip("the site has one system")
+    page = browser_page
+    open_jobs(page, portal, sign_in)
+    page.locator("#system").select_option(systems[1])
+    expect(page.locator("#jobs-system")).to_have_text(systems[1])
+    expect(page.locator("#live")).to_have_text("(live)")
+    jobid = submit(page, "#!/bin/bash\necho on the other system\n", "other.sh")
+    expect(page.locator(f"#job-{jobid} .job-state")).to_have_text("COMPLETED")
+    expect(page.locator("#output")).to_have_text("on the other system\n")
+    still_same_page(page)
