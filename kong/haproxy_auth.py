@@ -9,12 +9,28 @@ from kong.haproxy_text import NOT_REGISTERED, UNAUTHORIZED, json_return, missing
 from kong.kong_yml import Gateway
 
 
+def public_rules(gw: Gateway) -> list[str]:
+    """Public routes (their own jwt lets anyone through as `anonymous`): the token is not even read there, so no
+    claim is set (no X-Auth-Sub, no per-user count)."""
+    public = [r.name for r in gw.routes if r.public]
+    if not public:
+        return []
+    return [f"    acl public_route var(txn.route) -m str {' '.join(public)}",
+            "    http-request unset-var(txn.bearer) if public_route"]
+
+
+def unless_public(gw: Gateway) -> str:
+    """Appended to an `unless` condition that asks for a token: a public route passes without."""
+    return " || public_route" if any(r.public for r in gw.routes) else ""
+
+
 def jwt_rules(gw: Gateway, keys: list[Path]) -> list[str]:
     """Claim checks first and the RSA signature last, so a token with wrong claims costs no RSA work."""
     deny = json_return(401, UNAUTHORIZED, "WWW-Authenticate Bearer")
     out = [
         "    # JWT (platform-notes section 7): alg is a literal, claims are read, then one ACL per realm key.",
         "    http-request set-var(txn.bearer) http_auth_bearer",
+        *public_rules(gw),
         "    http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')",
         *(f"    http-request set-var(txn.{c}) var(txn.bearer),jwt_payload_query('$.{c}')"
           for c in ("typ", "iss", "sub", "azp")),
@@ -41,7 +57,7 @@ def jwt_rules(gw: Gateway, keys: list[Path]) -> list[str]:
     required = ["jwt_one_header", "jwt_alg_ok", *(["jwt_typ_ok"] if gw.typ else []), "jwt_iss_ok", "jwt_aud_ok",
                 "jwt_has_sub", "jwt_has_exp", "!jwt_expired", *(["jwt_has_nbf"] if gw.require_nbf else []),
                 "jwt_sig_ok"]
-    return out + [f"    {deny} unless {' '.join(required)}",
+    return out + [f"    {deny} unless {' '.join(required)}{unless_public(gw)}",
                   f"    {deny} if jwt_has_nbf !jwt_nbf_int",
                   f"    {deny} if jwt_not_yet"]
 
@@ -56,7 +72,7 @@ def application_rules(gw: Gateway) -> list[str]:
         "    # Registered applications and their scopes (the site file's auth.applications and auth.scopes).",
         "    http-request set-var(txn.scope) var(txn.bearer),jwt_payload_query('$.scope')",
         f"    acl app_registered var(txn.azp) -m str {' '.join(apps.clients)}",
-        f"    {json_return(403, NOT_REGISTERED)} unless app_registered",
+        f"    {json_return(403, NOT_REGISTERED)} unless app_registered{unless_public(gw)}",
         f"    acl read_method method {' '.join(READ_METHODS)}",
     ]
     needed = sorted({scope for kinds in apps.scopes.values() for scope in kinds.values()})

@@ -93,7 +93,9 @@ def termination(gw: Gateway, route: Route) -> str:
     body = term.get("body") or json.dumps({"message": term.get("message", "")}, separators=(",", ":"))
     if term.get("content_type", "application/json") != "application/json" or "'" in body:
         raise RenderError(f"route {route.name}: only application/json termination bodies without ' are rendered")
-    allow = [m for r in gw.routes if r.service and not r.termination and r.paths == route.paths for m in r.methods]
+    # The methods of the routes on (some of) the same paths: `/docs/` and `/docs` are two routes, one 405 route.
+    allow = list(dict.fromkeys(m for r in gw.routes if r.service and not r.termination
+                               and set(r.paths) <= set(route.paths) for m in r.methods))
     return json_return(status, body, *([f"Allow {quoted_list(allow)}"] if status == 405 and allow else []))
 
 

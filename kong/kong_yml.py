@@ -30,6 +30,7 @@ class Route:
     strip: bool = True
     cors: dict[str, Any] | None = None
     termination: dict[str, Any] | None = None
+    public: bool = False  # its own jwt lets requests without a valid token through (`anonymous`): no JWT checks
 
 
 @dataclass
@@ -73,6 +74,7 @@ def _route(r: dict[str, Any], service: str | None, inherited: dict[str, dict[str
     if not r.get("paths"):
         raise RenderError(f"route {r['name']}: no paths")
     plugins = {**inherited, **_plugins(r)}
+    public = _public(r["name"], plugins)
     route = Route(
         name=_safe(r["name"], "route name"),
         paths=[_safe(p, f"route {r['name']} path", REGEX_PATH if p.startswith("~") else PLAIN_PATH)
@@ -82,12 +84,27 @@ def _route(r: dict[str, Any], service: str | None, inherited: dict[str, dict[str
         strip=r.get("strip_path", True),
         cors=plugins.get("cors"),
         termination=plugins.get("request-termination"),
+        public=public,
     )
     if route.service is None and route.termination is None:
         raise RenderError(f"route {route.name}: neither a service nor request-termination")
     if route.cors and route.cors.get("origins", ["*"]) != ["*"]:
         raise RenderError(f"route {route.name}: only cors origins ['*'] are rendered")
     return route
+
+
+def _public(name: str, plugins: dict[str, dict[str, Any]]) -> bool:
+    """A route (or service) may replace the global jwt only with one that lets anyone through as `anonymous`, and
+    then must replace the global pre-function too (Kong's would still ask for a token); its own pre-function may
+    only drop client-sent identity headers, as every request's first rules do here."""
+    if "jwt" not in plugins and "pre-function" not in plugins:
+        return False
+    if not plugins.get("jwt", {}).get("anonymous") or "pre-function" not in plugins:
+        raise RenderError(f"route {name}: a route's own jwt (with `anonymous`) and pre-function come together")
+    if set(plugins["pre-function"]) != {"access"} or any(
+            "exit" in code or "set_header" in code for code in plugins["pre-function"]["access"]):
+        raise RenderError(f"route {name}: a route's own pre-function may only clear headers")
+    return True
 
 
 def _local_gateway(config: dict[str, Any]) -> dict[str, Any]:

@@ -162,7 +162,7 @@ def test_gateway(site, tmp_path_factory, echo, jwks, test_key) -> Iterator[Calla
         code = render.main(["--config", str(tmp / "kong.yml"), "--out", str(tmp / "haproxy.cfg"), "--port", str(port),
                             "--issuer", issuer(site), "--audience", "firecrest", "--jwks", str(tmp / "jwks.json"),
                             "--key-dir", str(tmp / "keys"), "--site", str(site.site_file),
-                            *(f"--upstream={s}={echo}" for s in ("status", "utilities", "tasks"))])
+                            *(f"--upstream={s}={echo}" for s in ("status", "utilities", "tasks", "apidocs"))])
         assert code == 0
         log = tmp / "haproxy.log"
         with log.open("w") as out:

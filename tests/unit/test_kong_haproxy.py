@@ -69,8 +69,33 @@ def test_jwt_checks_pin_rs256_and_use_every_key():
     deny = next(line for line in out if " unless jwt_one_header" in line)
     assert deny.startswith("http-request return status 401 content-type application/json string "
                            "'{\"message\":\"Unauthorized\"}' hdr WWW-Authenticate Bearer")
-    assert deny.endswith("jwt_has_sub jwt_has_exp !jwt_expired jwt_sig_ok")  # the RSA work comes last
+    # The RSA work comes last; public routes (the API documentation) need no token.
+    assert deny.endswith("jwt_has_sub jwt_has_exp !jwt_expired jwt_sig_ok || public_route")
     assert any(line.endswith("if jwt_not_yet") for line in out)
+
+
+def test_public_routes_read_no_token_and_need_none():
+    out = lines(upstreams={"apidocs": "http://127.0.0.1:5108"})
+    assert "acl public_route var(txn.route) -m str apidocs apidocs-root apidocs-method-not-allowed" in out
+    unset = out.index("http-request unset-var(txn.bearer) if public_route")
+    first_claim = next(i for i, line in enumerate(out) if "var(txn.bearer),jwt_" in line)
+    assert out.index("http-request set-var(txn.bearer) http_auth_bearer") < unset < first_claim
+    assert [line for line in out if line.endswith("|| public_route")] == [
+        line for line in out if " unless jwt_one_header" in line or " unless app_registered" in line]
+    assert "use_backend svc_apidocs if { var(txn.route) -m str apidocs apidocs-root }" in out
+    assert ('http-request return status 405 content-type application/json string \'{"description":"Method not '
+            'allowed"}\' hdr Allow "GET, HEAD" if { var(txn.route) -m str apidocs-method-not-allowed }') in out
+    docs = "!route_set { path_beg /docs/ } { method GET HEAD }"
+    assert f"http-request set-var(txn.upath) path,regsub(^/docs/,/),regsub(^//,/) if {docs}" in out
+    assert not any("regsub(^/docs$" in line for line in out)  # /docs reaches the service as /docs
+
+
+def test_without_public_routes_every_route_needs_a_token():
+    config = kong_yml()
+    config["services"] = [s for s in config["services"] if s["name"] != "apidocs"]
+    out = lines(config)
+    assert not any("public_route" in line for line in out)
+    assert next(line for line in out if " unless jwt_one_header" in line).endswith("jwt_sig_ok")
 
 
 def test_identity_headers_are_dropped_then_set_from_the_token():

@@ -49,6 +49,8 @@ SERVICE_KEYS = {"name", "url", "routes", "plugins", "connect_timeout", "read_tim
 TOP_KEYS = {"_format_version", "_transform", "_ignore", "consumers", "plugins", "services", "routes"}
 # The pre-function's Lua, as in kong.yml: when it changes, check the HAProxy equivalent (haproxy_auth.py, the header
 # rules of haproxy.py) and the checks in pre_function_problems, then update the digest.
+# The public routes' own pre-function (kong.yml's apidocs routes): it only drops client-sent identity headers.
+PUBLIC_PRE_FUNCTION_SHA256 = "249a73beb79eae4968f31bc4bb1c5422aba40c71fee8b98ddedc6289a9c7768c"
 PRE_FUNCTION_SHA256 = "4f7fa50ec9e8d7f505164db854bc4c71b23071b1316dbe8eca54bd96ee10c95e"
 
 
@@ -81,7 +83,7 @@ def has(hap: Haproxy, line: str, what: str) -> list[str]:
 
 
 def jwt_problems(kong: dict[str, Any], config: dict[str, Any], hap: Haproxy) -> list[str]:
-    [secret] = [s for c in kong["consumers"] for s in c["jwt_secrets"]]
+    [secret] = [s for c in kong["consumers"] for s in c.get("jwt_secrets") or []]
     pems = [Path(f).read_text() for f in hap.key_files]
     problems = [] if secret["rsa_public_key"] in pems else ["jwt: Kong's realm key is none of HAProxy's"]
     problems += [] if secret["algorithm"] == "RS256" else ["jwt: the secret is not RS256"]
@@ -193,7 +195,8 @@ def application_problems(lua: str, hap: Haproxy) -> list[str]:
     if apps is None or scopes is None:
         return ["pre-function: no APPLICATIONS or SCOPES"]
     problems = has(hap, f"acl app_registered var(txn.azp) -m str {' '.join(apps)}", "pre-function applications")
-    problems += has(hap, f"{json_return(403, NOT_REGISTERED)} unless app_registered", "pre-function applications")
+    problems += has(hap, f"{json_return(403, NOT_REGISTERED)} unless app_registered{public_suffix(hap)}",
+                    "pre-function applications")
     for service, kinds in scopes.items():
         for kind, scope in kinds.items():
             method = "read_method" if kind == "read" else "!read_method"
@@ -203,9 +206,37 @@ def application_problems(lua: str, hap: Haproxy) -> list[str]:
     return problems
 
 
+def public_suffix(hap: Haproxy) -> str:
+    """The exemption HAProxy adds to a check that asks for a token when some routes are public."""
+    return " || public_route" if any(line.startswith("acl public_route ") for line in hap.lines) else ""
+
+
+def public_route_problems(route: str, name: str, config: dict[str, Any], kong: dict[str, Any],
+                          hap: Haproxy) -> list[str]:
+    """A route's own jwt and pre-function replace the global ones in Kong (a disabled one would not: Kong falls back
+    to the global): a jwt with `anonymous` lets anyone through, the pre-function only drops identity headers. In
+    HAProxy the route is public: its token is not read and the checks that ask for one let it through."""
+    if name == "pre-function":
+        lua = "\n".join(config.get("access") or [])
+        problems = [] if hashlib.sha256(lua.encode()).hexdigest() == PUBLIC_PRE_FUNCTION_SHA256 else [
+            f"pre-function on {route}: not the pinned header-dropping Lua (PUBLIC_PRE_FUNCTION_SHA256)"]
+        return problems + has(hap, "http-request del-header X-Auth- -m beg", f"pre-function on {route}")
+    anonymous = config.get("anonymous")
+    if not anonymous:
+        return [f"jwt on {route}: a route's own jwt is rendered only as public (with anonymous)"]
+    problems = [] if any(c.get("username") == anonymous for c in kong.get("consumers") or []) else [
+        f"jwt on {route}: no consumer {anonymous!r}"]
+    acl = next((line for line in hap.lines if line.startswith("acl public_route var(txn.route) -m str ")), "")
+    problems += [] if route in acl.split()[5:] else [f"jwt on {route}: not a public route in HAProxy"]
+    problems += has(hap, "http-request unset-var(txn.bearer) if public_route", f"jwt on {route}")
+    deny = next((line for line in hap.lines if line.startswith("http-request return status 401")
+                 and " unless jwt_one_header" in line), "")
+    return problems + ([] if deny.endswith(" || public_route") else [f"jwt on {route}: HAProxy asks for a token"])
+
+
 CHECKED_OPTIONS = {
     "jwt": {"key_claim_name", "claims_to_verify", "header_names", "uri_param_names", "cookie_names",
-            "run_on_preflight"},
+            "run_on_preflight", "anonymous"},  # anonymous: on public routes only (public_route_problems)
     "rate-limiting": {"second", "minute", "hour", "day", "month", "year", "limit_by", "header_name"},
     "correlation-id": {"header_name", "generator", "echo_downstream"},
     "cors": {"origins", "methods", "headers", "exposed_headers", "credentials", "max_age"},
@@ -227,6 +258,8 @@ def plugin_problems(kong: dict[str, Any], hap: Haproxy) -> list[str]:
                 problems.append(f"plugin {name}: no parity check")
             elif name == "cors":
                 problems += cors_problems(str(where), config, hap)
+            elif name in ("jwt", "pre-function") and where is not None:
+                problems += public_route_problems(str(where), name, config, kong, hap)
             elif name not in ("request-termination",) and where is not None:
                 problems.append(f"plugin {name} on {where}: only its global use is compared")
             elif name == "jwt":
@@ -369,6 +402,20 @@ def test_a_renderer_that_drops_a_plugin_is_reported(tmp_path, monkeypatch):
     found = problems(kong, parse_haproxy(text))
     assert any(p.startswith("cors on tasks") for p in found)
     assert "rate-limiting second: no HAProxy limit of 1000" in found
+
+
+def test_a_public_route_haproxy_guards_is_reported(tmp_path):
+    kong, text = rendered(tmp_path)
+    guarded = text.replace(" || public_route", "")
+    assert "jwt on apidocs: HAProxy asks for a token" in problems(kong, parse_haproxy(guarded))
+    reading = text.replace("http-request unset-var(txn.bearer) if public_route", "")
+    assert any(p.startswith("jwt on apidocs-root: no HAProxy line") for p in problems(kong, parse_haproxy(reading)))
+    route = next(r for s in kong["services"] for r in s["routes"] if r["name"] == "apidocs")
+    route["plugins"][1]["config"]["access"] = ["kong.response.exit(401)"]
+    route["plugins"][0]["config"].pop("anonymous")
+    found = problems(kong, parse_haproxy(text))
+    assert "jwt on apidocs: a route's own jwt is rendered only as public (with anonymous)" in found
+    assert any(p.startswith("pre-function on apidocs: not the pinned") for p in found)
 
 
 def test_pre_function_is_pinned():

@@ -48,7 +48,7 @@ def test_routes_methods_and_strip_from_kong_yml():
     assert routes["internal"].termination["status_code"] == 404 and routes["internal"].service is None
     assert gw.services == {"status": "http://status:5101", "utilities": "http://utilities:5104",
                            "compute": "http://compute:5106", "storage": "http://storage:5102",
-                           "tasks": "http://tasks:5103"}
+                           "tasks": "http://tasks:5103", "apidocs": "http://apidocs:5108"}
     assert (gw.issuer, gw.audience, gw.typ, gw.rate) == (ISSUER, "firecrest", "Bearer", {1: 1000})
 
 
@@ -58,6 +58,35 @@ def test_kong_priority_internal_routes_outrank_the_tasks_route():
     assert order.index(("tasks", "/tasks/")) < order.index(("tasks-method-not-allowed", "/tasks/"))
     assert order[-1] == ("not-found", "/")
 
+
+
+def test_the_api_documentation_is_public_and_read_only():
+    routes = {r.name: r for r in gateway().routes}
+    assert routes["apidocs"].public and routes["apidocs"].strip and routes["apidocs"].methods == ["GET", "HEAD"]
+    assert routes["apidocs-root"].public and not routes["apidocs-root"].strip  # the service redirects /docs
+    assert routes["apidocs-method-not-allowed"].termination["status_code"] == 405
+    assert not any(r.public for r in gateway().routes if not r.name.startswith("apidocs"))
+    order = [(r.name, p) for r, p in match_order(gateway().routes)]
+    assert order.index(("internal", "~/docs/+metrics/*$")) < order.index(("apidocs", "/docs/"))
+
+
+def public_route(config: dict) -> dict:
+    return next(r for s in config["services"] for r in s["routes"] if r["name"] == "apidocs")
+
+
+def test_a_route_replaces_the_global_jwt_only_to_be_public():
+    def own(config: dict, name: str) -> dict:
+        return next(p for p in public_route(config)["plugins"] if p["name"] == name)
+    message = "jwt .with `anonymous`. and pre-function come together"
+    refuses(lambda c: own(c, "jwt")["config"].pop("anonymous"), message)
+    refuses(lambda c: public_route(c)["plugins"].remove(own(c, "pre-function")), message)
+    refuses(lambda c: public_route(c)["plugins"].remove(own(c, "jwt")), message)
+    refuses(lambda c: own(c, "pre-function")["config"]["access"].append('kong.response.exit(401)'), "only clear")
+    refuses(lambda c: own(c, "pre-function")["config"].update(header_filter=["x"]), "only clear")
+    # A disabled plugin is no replacement (Kong falls back to the global one): the route is then not public.
+    config = kong_yml()
+    public_route(config)["plugins"] = [{"name": "jwt", "enabled": False}, {"name": "pre-function", "enabled": False}]
+    assert not next(r for r in gateway(config).routes if r.name == "apidocs").public
 
 
 # --- what the renderer refuses ----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ JWKS_URL = f"{ISSUER}/protocol/openid-connect/certs"
 AUDIENCE = "firecrest"
 JWKS_WAIT = 180.0  # Keycloak's first start takes 20-40 s
 # The services of kong.yml; those with a port in PORTS are forwarded to, the others answer 503 (not deployed).
-KONG_SERVICES = ("status", "utilities", "compute", "storage", "tasks")
+KONG_SERVICES = ("status", "utilities", "compute", "storage", "tasks", "apidocs")
 
 
 def fetch_jwks(timeout: float, log: Path) -> dict:
