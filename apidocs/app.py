@@ -15,11 +15,11 @@ from common.app import create_app
 from common.config import Site, load
 
 from .routes import DOCS, routes
-from .spec import SPEC, load_docs
+from .spec import SPEC, SpecFile
 
 
 def create(site: Site | None = None, public_url: str | None = None, spec: Path = SPEC) -> Flask:
     site = site or load()
     app = create_app("apidocs", [routes], site, public=lambda method, path: True)
-    app.extensions[DOCS] = load_docs(os.environ.get("FIRECREST_URL", "") if public_url is None else public_url, spec)
+    app.extensions[DOCS] = SpecFile(spec, os.environ.get("FIRECREST_URL", "") if public_url is None else public_url)
     return app

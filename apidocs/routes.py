@@ -6,14 +6,15 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, redirect, send_from_directory
 from werkzeug.wrappers import Response as BaseResponse
 
-from .spec import Docs, asset
+from .spec import Docs, SpecFile, asset
 
 DOCS = "apidocs.docs"
 routes = Blueprint("apidocs", __name__)
 
 
 def docs() -> Docs:
-    return current_app.extensions[DOCS]
+    source: SpecFile = current_app.extensions[DOCS]
+    return source.current()
 
 
 @routes.get("/")

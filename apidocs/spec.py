@@ -3,7 +3,9 @@ headers. docs/openapi.yaml itself is left as written: the copy served is changed
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,6 +23,9 @@ SWAGGER_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "favicon-16
 OWN_FILES = frozenset({"index.html", "init.js", "apidocs.css"})
 # An origin, optionally with a path: it lands in a header (CSP) and in the spec, so nothing else is accepted.
 PUBLIC_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+
+
+log = logging.getLogger("firecrest.apidocs")
 
 
 class ConfigError(ValueError):
@@ -67,6 +72,32 @@ def content_security_policy(server: str) -> str:
 
 def load_docs(public_url: str, spec: Path = SPEC) -> Docs:
     return Docs.build(spec.read_text(), public_url)
+
+
+class SpecFile:
+    """The served documents of `path`, built again when the file changes (an edited docs/openapi.yaml is served
+    without a restart). A change that does not parse keeps the last good one until the next change."""
+
+    def __init__(self, path: Path, public_url: str) -> None:
+        self.path, self.public_url = path, public_url
+        self._lock = threading.Lock()
+        self._stamp = self._stamp_now()
+        self._docs = load_docs(public_url, path)  # a bad file or URL stops the service at start
+
+    def _stamp_now(self) -> tuple[int, int]:
+        info = self.path.stat()
+        return info.st_mtime_ns, info.st_size
+
+    def current(self) -> Docs:
+        stamp = self._stamp_now()
+        with self._lock:
+            if stamp != self._stamp:
+                try:
+                    self._docs = load_docs(self.public_url, self.path)
+                except (ConfigError, yaml.YAMLError) as e:
+                    log.warning("%s changed but is not served: %s", self.path, e)
+                self._stamp = stamp
+            return self._docs
 
 
 def asset(name: str) -> tuple[Path, str] | None:

@@ -113,6 +113,25 @@ def test_only_the_pages_files_are_served(client, path):
     assert reply.get_json() == {"description": reply.get_json()["description"]}
 
 
+def test_an_edited_spec_is_served_without_a_restart_and_a_broken_edit_keeps_the_last_good_one(tmp_path: Path):
+    spec = tmp_path / "openapi.yaml"
+    spec.write_text("openapi: 3.1.0\npaths:\n  /a: {}\n")
+    client = create(parse(SITE, {}), public_url=GATEWAY, spec=spec).test_client()
+
+    def paths() -> list[str]:
+        return list(yaml.safe_load(client.get("/openapi.yaml").get_data(as_text=True))["paths"])
+
+    assert paths() == ["/a"]
+    spec.write_text("openapi: 3.1.0\npaths:\n  /a: {}\n  /b: {}\n")
+    assert paths() == ["/a", "/b"]
+    spec.write_text("openapi: 3.1.0\npaths: [unclosed\n")
+    assert paths() == ["/a", "/b"]
+    spec.write_text("openapi: 3.1.0\n")  # no paths
+    assert paths() == ["/a", "/b"]
+    spec.write_text("openapi: 3.1.0\npaths:\n  /c: {}\n")
+    assert paths() == ["/c"]
+
+
 def test_the_gateways_unstripped_docs_path_redirects_to_the_page(client):
     reply = client.get("/docs")
     assert reply.status_code == 301
