@@ -20,6 +20,7 @@ from pathlib import Path
 from ..component import Component
 from ..core import HOST, Daemon, SiteError, Stack, mkdir, remove, run, running, system_user, write
 from . import PORTS
+from .keycloak_console import give_builtin_clients_scopes
 
 VERSION = "26.7.3"
 ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{VERSION}:tar.gz"
@@ -209,6 +210,9 @@ class Keycloak(Component):
                 return r.status == 200
         except OSError:  # URLError and HTTPError are OSErrors
             return False
+
+    def configure(self) -> None:
+        give_builtin_clients_scopes(URL, REALM, self.stack.secret("keycloak-admin"))
 
     def env(self) -> dict[str, str]:
         return {
