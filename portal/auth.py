@@ -16,6 +16,7 @@ from . import oidc
 
 routes = Blueprint("auth", __name__, url_prefix="/auth")
 F = TypeVar("F", bound=Callable[..., Any])
+PENDING_KEPT = 5  # sign-ins started and not yet back from Keycloak
 
 
 def provider() -> oidc.Provider:
@@ -72,13 +73,18 @@ def _safe_next(value: str | None) -> str:
 @routes.get("/login")
 def login() -> Response:
     url, pending = oidc.start(provider(), base_url() + url_for("auth.callback"))
-    session["pending"] = {**pending, "next": _safe_next(request.args.get("next"))}
+    # Keyed by state, a few at once: sign-ins started in two tabs both complete.
+    started = dict(list((session.get("pending") or {}).items())[-(PENDING_KEPT - 1):])
+    started[pending["state"]] = {**pending, "next": _safe_next(request.args.get("next"))}
+    session["pending"] = started
     return redirect(url)
 
 
 @routes.get("/callback")
 def callback() -> Any:
-    pending = session.pop("pending", None) or {}
+    started = dict(session.get("pending") or {})
+    pending = started.pop(request.args.get("state", ""), {})
+    session["pending"] = started  # each state is used once
     if request.args.get("error"):
         error = request.args.get("error_description") or request.args["error"]
         return render_template("signin_failed.html", reason=f"Keycloak: {error}"), 400
@@ -89,6 +95,8 @@ def callback() -> Any:
         return render_template("signin_failed.html", reason=str(e)), 400
     session.clear()
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]  # a new id after sign-in
+    if started:
+        session["pending"] = started  # another tab's sign-in may still come back
     session["tokens"] = tokens
     session["user"] = claims.get("preferred_username") or claims["sub"]
     return redirect(_safe_next(pending.get("next")))

@@ -167,11 +167,21 @@ def _sorted_tasks(tasks: Any) -> list[dict[str, Any]]:
     return sorted(items, key=lambda t: str(t.get("updated_at") or t.get("last_modify") or ""), reverse=True)
 
 
+TASKS_PER_PAGE = 100  # a user of long standing has thousands
+
+
 @routes.get("/tasks")
 @login_required
 def tasks() -> Any:
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
     try:
         body = api().get("/tasks/").json()
     except ApiError as e:
-        return render_template("tasks.html", tasks=[], error=e, task_state=task_state), e.status
-    return render_template("tasks.html", tasks=_sorted_tasks(body.get("tasks")), error=None, task_state=task_state)
+        return render_template("tasks.html", tasks=[], total=0, page=1, pages=1, first=0, error=e,
+                               task_state=task_state), e.status
+    every = _sorted_tasks(body.get("tasks"))
+    pages = max((len(every) + TASKS_PER_PAGE - 1) // TASKS_PER_PAGE, 1)
+    page = min(page, pages)
+    first = (page - 1) * TASKS_PER_PAGE
+    return render_template("tasks.html", tasks=every[first:first + TASKS_PER_PAGE], total=len(every), page=page,
+                           pages=pages, first=first, error=None, task_state=task_state)
