@@ -74,6 +74,8 @@ class Api:
         self._http = session or requests.Session()
 
     def _call(self, method: str, path: str, machine: str | None, **kwargs: Any) -> requests.Response:
+        if machine is not None and not machine.isprintable():  # a header value: no CR, LF or other controls
+            raise ApiError(400, "the system name holds control characters")
         headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
         if machine:
             headers["X-Machine-Name"] = machine

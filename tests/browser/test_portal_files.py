@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -130,3 +131,16 @@ def test_hostile_names_are_names(files_page: Page, home_dir: Path, name: str) ->
     expect(row(page, name)).to_be_visible()
     assert (home_dir / name).is_dir()
     assert page.locator("#listing img").count() == 0 and page.title() != "1"
+
+
+@pytest.mark.parametrize(("system", "path"), [
+    ("cluster", "/etc/shadow"), ("cluster", "--help"), ("cluster", "$(touch /tmp/portal-pwned)"),
+    ("cluster\r\nX-Injected: 1", "notes.txt"), ("no-such-system", "notes.txt"), ("cluster", ""),
+])
+def test_hostile_view_requests_show_the_refusal(files_page: Page, portal: str, system: str, path: str) -> None:
+    page = files_page
+    response = page.goto(f"{portal}/files/view?{urlencode({'system': system, 'path': path})}")
+    assert response is not None and response.status == 400
+    expect(page.locator("#api-error")).to_contain_text("The API answered 400")
+    assert "Traceback" not in page.content()
+    assert not Path("/tmp/portal-pwned").exists()

@@ -147,3 +147,15 @@ def test_a_403_shows_the_apis_description() -> None:
 def test_an_error_description_is_text_not_markup() -> None:
     html = _render_error(ApiError(400, "<script>x()</script>", None, {"X-Error": "<b>"}))
     assert "<script>" not in html and "&lt;script&gt;" in html and "<b>" not in html
+
+
+@pytest.mark.parametrize("machine", ["cluster\r\nX-Injected: 1", "a\nb", "a\x00b"])
+def test_a_system_name_with_control_characters_never_becomes_a_header(machine: str) -> None:
+    from portal.api import Api
+
+    def no_token() -> str:
+        raise AssertionError("no call is made")
+
+    with pytest.raises(ApiError) as e:
+        Api("http://127.0.0.1:9", no_token).get("/utilities/ls", machine=machine)
+    assert e.value.status == 400
