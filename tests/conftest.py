@@ -18,6 +18,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+import redis
 import requests
 import yaml
 from cluster_paths import MountedPath, cluster_path
@@ -265,6 +266,14 @@ def site(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) 
     if "FIRECREST_MOUNT_HOME" in env:
         MountedPath.mounts = {"/home": env["FIRECREST_MOUNT_HOME"], "/scratch": env["FIRECREST_MOUNT_SCRATCH"]}
     return Site(env=env, dir=stack_dir(), workdir=tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture
+def redis_client(site: Site) -> Iterator[redis.Redis]:
+    """The site's Redis (tests of the task and event stores), closed after the test."""
+    client = redis.Redis.from_url(site.env["REDIS_URL"])
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -21,10 +21,8 @@ from tasks.store import TaskStore
 
 
 @pytest.fixture
-def client(site) -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(site.env["REDIS_URL"])
-    yield r
-    r.close()
+def client(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
 
 
 @pytest.fixture

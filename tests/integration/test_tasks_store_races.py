@@ -17,6 +17,11 @@ from common.task_status import Status
 from tasks.store import LeaseLost, TaskStore, UnknownTask
 
 
+@pytest.fixture
+def client(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
+
+
 class ChangedAfterRead(TaskStore):
     """A store whose next update or renewal meets `change` made by another client right after it read the task."""
 
@@ -29,13 +34,6 @@ class ChangedAfterRead(TaskStore):
             change, self.pending = self.pending, None
             change()
         return super()._mine(task, task_id, user)
-
-
-@pytest.fixture
-def client(site) -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(site.env["REDIS_URL"])
-    yield r
-    r.close()
 
 
 @pytest.fixture
