@@ -144,3 +144,16 @@ def test_hostile_view_requests_show_the_refusal(files_page: Page, portal: str, s
     expect(page.locator("#api-error")).to_contain_text("The API answered 400")
     assert "Traceback" not in page.content()
     assert not Path("/tmp/portal-pwned").exists()
+
+
+def test_a_file_over_the_limit_gets_the_apis_413(files_page: Page, home_dir: Path, shot: Shot) -> None:
+    page = files_page
+    page.locator("#upload input[type=file]").set_input_files(
+        files=[{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": b"\0" * (6 * 1024 * 1024)}])
+    page.locator("#upload button").click()
+    error = page.locator("#api-error")
+    expect(error).to_contain_text("The API answered 413")
+    expect(error).to_contain_text("The file is over")  # the site's UTILITIES_MAX_FILE_SIZE (5 MB)
+    expect(error.locator("a", has_text="Transfers")).to_be_visible()
+    assert not (home_dir / "big.bin").exists()
+    shot(page, "too-large")
