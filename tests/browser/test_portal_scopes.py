@@ -40,7 +40,8 @@ def viewer_portal(site: Any, portal: str, tmp_path: Path) -> Iterator[str]:
            "FIRECREST_PORTAL_STATE_DIR": str(tmp_path)}
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen([str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8",
-                                "--worker-class", "gthread", "--chdir", str(REPO), "portal.app:create()"],
+                                "--worker-class", "gthread", "--graceful-timeout", "2", "--chdir", str(REPO),
+                                "portal.app:create()"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:  # until it answers (a redirect to the sign-in), or it has died
@@ -52,8 +53,8 @@ def viewer_portal(site: Any, portal: str, tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        process.terminate()  # a page still open holds a relayed stream: the graceful stop ends it after 2 s
+        process.wait(timeout=60)
 
 
 def sign_in_at(page: Page, url: str, site: Any, user: str) -> None:
