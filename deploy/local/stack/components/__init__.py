@@ -31,11 +31,14 @@ PORTS = {
     "tasks": 5103,
     "utilities": 5104,
     "compute": 5106,
+    "apidocs": 5108,  # the API documentation (Swagger UI), published by the gateway at /docs/
+    # The web portal (a client of the gateway, like any user's program).
+    "portal": 5107,
 }
 
 
 def all_components(stack: Stack) -> list[Component]:
-    from . import cluster2, firewall, gateway, keycloak, login, redis, services, slurm, swift, users
+    from . import cluster2, firewall, gateway, keycloak, login, portal, redis, services, slurm, swift, users
 
     return [
         firewall.Firewall(stack),  # before any backend listens
@@ -51,4 +54,5 @@ def all_components(stack: Stack) -> list[Component]:
         swift.Swift(stack),
         services.Services(stack),
         gateway.Gateway(stack),
+        portal.Portal(stack),  # a client of the gateway
     ]

@@ -26,7 +26,8 @@ from .services import SERVICE_USER
 TABLE = "firecrest_site"
 UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
-# port -> the accounts that may connect to it (root always may).
+# port -> the accounts that may connect to it (root always may). Not listed, so open to every account: the public
+# doors that authenticate every request themselves (the gateway, Keycloak, the web portal, Swift's proxy).
 BACKENDS: dict[str, tuple[str, ...]] = {
     "swift-object": ("swift",),  # no authentication at all: the proxy alone talks to them
     "swift-container": ("swift",),
@@ -36,7 +37,8 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "redis": (SERVICE_USER,),  # the task store (it has a password too)
     "keycloak-management": (),  # health and metrics: the site's own checks only
     # The services' internal ports: the gateway and the services themselves. Users go through the gateway.
-    **{s: ("haproxy", SERVICE_USER) for s in ("certificator", "status", "storage", "tasks", "utilities", "compute")},
+    **{s: ("haproxy", SERVICE_USER)
+       for s in ("certificator", "status", "storage", "tasks", "utilities", "compute", "apidocs")},
 }
 
 
