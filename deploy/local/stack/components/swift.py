@@ -6,13 +6,27 @@ import http.client
 from pathlib import Path
 
 from ..component import Component
-from ..core import HOST, Daemon, mkdir, port_open, render, run, write
+from ..core import HOST, Daemon, SiteError, mkdir, port_open, render, run, write
 from . import PORTS
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "swift"
 SERVERS = ("account", "container", "object")
 ACCOUNT, USER = "firecrest", "gateway"
 PYTHON = "/usr/bin/python3"  # Debian's python3-swift imports only here
+
+
+def allow_portal(conf: Path) -> None:
+    """CORS for the portal's origin only: its pages PUT a large file straight to an upload's temp URL with an
+    XMLHttpRequest, whose upload progress listener makes the browser send a preflight OPTIONS first. Swift's
+    default strict_cors_mode stays on, so no other origin gets an Access-Control-Allow-Origin. Set here, not in
+    the template that the Swift image shares: the portal runs only in the native site."""
+    origin = f"http://{HOST}:{PORTS['portal']}"
+    text = conf.read_text()
+    section = "[app:proxy-server]\n"
+    if section not in text:
+        raise SiteError(f"{conf}: no {section.strip()} section to add the portal's CORS origin to")
+    write(conf, text.replace(section, f"{section}cors_allow_origin = {origin}\nstrict_cors_mode = true\n"),
+          mode=0o600, owner="swift")
 
 
 class Swift(Component):
@@ -47,6 +61,7 @@ class Swift(Component):
             template = TEMPLATES / ("proxy-server.conf" if kind == "proxy" else "server.conf")
             conf = {**values, "KIND": kind, "PORT": PORTS[f"swift-{kind}"]}
             render(template, d / f"{kind}-server.conf", conf, mode=0o600, owner="swift")
+        allow_portal(d / "proxy-server.conf")
         # Never rebuild: a repeated rebalance fails, and a new ring could move existing data.
         missing = [f"{d / kind}:{PORTS[f'swift-{kind}']}" for kind in SERVERS if not (d / f"{kind}.ring.gz").exists()]
         if missing:
@@ -108,5 +123,6 @@ class Swift(Component):
         p = PORTS
         return [
             f"proxy {self.proxy_url} (tempauth, tempurl, formpost, slo), account/container/object on "
-            f"{p['swift-account']}/{p['swift-container']}/{p['swift-object']}, memcached {p['memcached']}"
+            f"{p['swift-account']}/{p['swift-container']}/{p['swift-object']}, memcached {p['memcached']}; CORS for "
+            f"the portal's origin (http://{HOST}:{p['portal']}) only"
         ]
