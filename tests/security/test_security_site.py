@@ -21,7 +21,8 @@ CLUSTER_USERS = ("alice", "bob")
 # Ports of daemons that do not authenticate, or that only the site itself uses (firewall.py's BACKENDS).
 BACKEND_PORTS = {"swift-object": 6200, "swift-container": 6201, "swift-account": 6202, "memcached": 11212,
                  "mariadb": 3307, "redis": 6380, "keycloak-management": 9180, "certificator": 5100,
-                 "status": 5101, "storage": 5102, "tasks": 5103, "utilities": 5104, "compute": 5106}
+                 "status": 5101, "storage": 5102, "tasks": 5103, "utilities": 5104, "compute": 5106,
+                 "apidocs": 5108}
 PUBLIC_PORTS = {"gateway": 8000, "swift-proxy": 8080, "keycloak": 8180}  # reachable, so the probe itself works
 EXTRA_DIRS = (Path("/etc/swift"), Path("/var/cache/firecrest"))
 CHUNK = 1 << 20

@@ -27,6 +27,7 @@ class Service:
     workers: int
     threads: int
     user: str  # every service runs as an unprivileged account
+    probe: str = "/status"  # answers (401 without a token, 200 if public) once the app is loaded
 
 
 SERVICES = (
@@ -38,6 +39,8 @@ SERVICES = (
     Service("tasks", "tasks.app:create()", workers=2, threads=32, user=SERVICE_USER),
     Service("compute", "compute.app:create()", workers=2, threads=16, user=SERVICE_USER),
     Service("storage", "storage.app:create()", workers=2, threads=16, user=SERVICE_USER),
+    # Static pages and the OpenAPI file, public: no token, no secret of the site.
+    Service("apidocs", "apidocs.app:create()", workers=1, threads=8, user=SERVICE_USER, probe="/openapi.yaml"),
 )
 
 
@@ -66,11 +69,14 @@ class Services(Component):
             "FIRECREST_STACK_DIR": str(self.stack.dir),
             "KEYCLOAK_URL": KEYCLOAK_URL,
             "KEYCLOAK_REALM": REALM,
-            "FIRECREST_SERVICE_TOKEN": self.stack.secret("service-token"),
             **{f"FIRECREST_INTERNAL_{s.name.upper()}_URL": internal_url(s.name) for s in SERVICES},
             "PYTHONDONTWRITEBYTECODE": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir(service)),
         }
+        if service.name == "apidocs":  # the gateway's URL as browsers reach it: the spec's `servers`
+            env["FIRECREST_URL"] = f"http://{HOST}:{PORTS['gateway']}"
+        else:  # the documentation holds no secret of the site
+            env["FIRECREST_SERVICE_TOKEN"] = self.stack.secret("service-token")
         if service.name == "storage":  # the only service that holds the object store's credentials
             env["SWIFT_USER"] = f"{swift.ACCOUNT}:{swift.USER}"
             env["SWIFT_KEY"] = self.stack.secret("swift-key")
@@ -98,9 +104,9 @@ class Services(Component):
 
     @staticmethod
     def _answers(service: Service) -> bool:
-        """The app is loaded once /status answers (401 without a token)."""
+        """The app is loaded once its probe answers (/status: 401 without a token)."""
         try:
-            with urllib.request.urlopen(f"{internal_url(service.name)}/status", timeout=2):  # noqa: S310
+            with urllib.request.urlopen(f"{internal_url(service.name)}{service.probe}", timeout=2):  # noqa: S310
                 return True
         except urllib.error.HTTPError as e:
             return e.code in (401, 403)
