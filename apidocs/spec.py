@@ -76,7 +76,7 @@ def load_docs(public_url: str, spec: Path = SPEC) -> Docs:
 
 class SpecFile:
     """The served documents of `path`, built again when the file changes (an edited docs/openapi.yaml is served
-    without a restart). A change that does not parse keeps the last good one until the next change."""
+    without a restart). A change that does not parse, or a file gone, keeps the last good one."""
 
     def __init__(self, path: Path, public_url: str) -> None:
         self.path, self.public_url = path, public_url
@@ -89,12 +89,15 @@ class SpecFile:
         return info.st_mtime_ns, info.st_size
 
     def current(self) -> Docs:
-        stamp = self._stamp_now()
+        try:
+            stamp = self._stamp_now()
+        except OSError:  # moved away or being replaced: the last good one
+            return self._docs
         with self._lock:
             if stamp != self._stamp:
                 try:
                     self._docs = load_docs(self.public_url, self.path)
-                except (ConfigError, yaml.YAMLError) as e:
+                except (ConfigError, yaml.YAMLError, OSError, UnicodeDecodeError) as e:
                     log.warning("%s changed but is not served: %s", self.path, e)
                 self._stamp = stamp
             return self._docs

@@ -128,6 +128,10 @@ def test_an_edited_spec_is_served_without_a_restart_and_a_broken_edit_keeps_the_
     assert paths() == ["/a", "/b"]
     spec.write_text("openapi: 3.1.0\n")  # no paths
     assert paths() == ["/a", "/b"]
+    spec.write_bytes(b"openapi: 3.1.0\npaths: {\xff: 1}\n")
+    assert paths() == ["/a", "/b"]
+    spec.unlink()
+    assert paths() == ["/a", "/b"] and client.get("/").status_code == 200
     spec.write_text("openapi: 3.1.0\npaths:\n  /c: {}\n")
     assert paths() == ["/c"]
 
