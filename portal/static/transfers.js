@@ -164,8 +164,18 @@ class TransfersPage {
       this.update(task);
     });
     source.addEventListener("apierror", (e) => {
+      const refusal = JSON.parse(e.data);
       source.close();
-      showError(refusalText(JSON.parse(e.data)));
+      showError(refusalText(refusal));
+      const wait = parseInt(refusal.retry_after, 10);
+      if (refusal.status === 429 && wait > 0) {  // try again when the API says a place may be free
+        setTimeout(() => {
+          if (this.source !== source) return;
+          this.source = null;
+          showError("");
+          this.follow();
+        }, wait * 1000);
+      }
     });
   }
 
