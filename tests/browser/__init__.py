@@ -1,0 +1,1 @@
+"""Browser tests (a package, so that its conftest is not the `conftest` module the other suites import)."""
