@@ -4,6 +4,7 @@ API, shape the page; an API error is shown on the page it happened on)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, send_file, url_for
@@ -74,17 +75,24 @@ def _back(system: str, directory: str) -> Response:
     return redirect(url_for("pages.files", system=system, path=directory))  # type: ignore[return-value]
 
 
+def _change(system: str, directory: str, done: str, call: Callable[[], object]) -> Any:
+    """A change of the file browser: back to the listing with `done` said, or the listing with the API's refusal."""
+    try:
+        call()
+    except ApiError as e:
+        return _listing(system, directory, e)
+    flash(done, "ok")
+    return _back(system, directory)
+
+
 @routes.post("/files/mkdir")
 @login_required
 def mkdir() -> Any:
     system, directory = _where()
     name = request.form.get("name", "")
-    try:
-        api().post("/utilities/mkdir", data={"targetPath": paths.join(directory, name)}, machine=system)
-    except ApiError as e:
-        return _listing(system, directory, e)
-    flash(f"Made the directory {name}", "ok")
-    return _back(system, directory)
+    return _change(system, directory, f"Made the directory {name}",
+                   lambda: api().post("/utilities/mkdir", data={"targetPath": paths.join(directory, name)},
+                                      machine=system))
 
 
 @routes.post("/files/upload")
@@ -95,13 +103,10 @@ def upload() -> Any:
     if upload is None or not upload.filename:
         flash("Choose a file to upload first", "error")
         return _back(system, directory)
-    try:
-        api().post("/utilities/upload", data={"targetPath": paths.api_path(directory)},
-                   files={"file": (upload.filename, upload.stream, upload.mimetype)}, machine=system)
-    except ApiError as e:
-        return _listing(system, directory, e)
-    flash(f"Uploaded {upload.filename}", "ok")
-    return _back(system, directory)
+    return _change(system, directory, f"Uploaded {upload.filename}",
+                   lambda: api().post("/utilities/upload", data={"targetPath": paths.api_path(directory)},
+                                      files={"file": (upload.filename, upload.stream, upload.mimetype)},
+                                      machine=system))
 
 
 @routes.post("/files/rename")
@@ -109,13 +114,9 @@ def upload() -> Any:
 def rename() -> Any:
     system, directory = _where()
     source, new_name = request.form.get("path", ""), request.form.get("name", "")
-    try:
-        api().put("/utilities/rename", data={"sourcePath": source, "targetPath": paths.join(directory, new_name)},
-                  machine=system)
-    except ApiError as e:
-        return _listing(system, directory, e)
-    flash(f"Renamed {paths.name_of(source)} to {new_name}", "ok")
-    return _back(system, directory)
+    return _change(system, directory, f"Renamed {paths.name_of(source)} to {new_name}",
+                   lambda: api().put("/utilities/rename", machine=system,
+                                     data={"sourcePath": source, "targetPath": paths.join(directory, new_name)}))
 
 
 @routes.post("/files/delete")
@@ -123,12 +124,8 @@ def rename() -> Any:
 def delete() -> Any:
     system, directory = _where()
     target = request.form.get("path", "")
-    try:
-        api().delete("/utilities/rm", data={"targetPath": target}, machine=system)
-    except ApiError as e:
-        return _listing(system, directory, e)
-    flash(f"Deleted {paths.name_of(target)}", "ok")
-    return _back(system, directory)
+    return _change(system, directory, f"Deleted {paths.name_of(target)}",
+                   lambda: api().delete("/utilities/rm", data={"targetPath": target}, machine=system))
 
 
 @routes.get("/files/download")

@@ -2,47 +2,15 @@
 // Streams come through the portal (it holds the token); every text from the API goes in as text, never as HTML.
 "use strict";
 
+const showError = (text) => showErrorIn("jobs-error", text);
+
 const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
                        "BOOT_FAIL", "DEADLINE"]);
-
-function csrfToken() {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  return meta ? meta.content : "";
-}
 
 function stateClass(state) {
   if (state === "COMPLETED") return "state-ok";
   if (FINAL.has(state)) return "state-bad";
   return "state-wait";
-}
-
-// The API's refusal in words: its status, its description, and the wait a 429 asks for.
-function refusalText(body, status) {
-  const b = body || {};
-  let text = `The API answered ${b.status || status}: ${b.description || "no description"}`;
-  for (const d of b.details || []) text += ` (${d.header}: ${d.value}, ${d.meaning})`;
-  if (!/[.!?]$/.test(text)) text += ".";
-  if ((b.status || status) === 429) {
-    text += b.retry_after ? ` Try again in ${b.retry_after} seconds.` : " Try again shortly.";
-  } else if ((b.status || status) === 403) {
-    text += " You (or this portal) may not do this.";
-  }
-  return text;
-}
-
-function showError(text) {
-  const box = document.getElementById("jobs-error");
-  box.textContent = text;
-  box.hidden = !text;
-}
-
-async function call(method, url, form) {
-  const r = await fetch(url, {method, body: form, credentials: "same-origin",
-                              headers: {"X-CSRF-Token": csrfToken(), "Accept": "application/json"}});
-  let body = null;
-  try { body = await r.json(); } catch (e) { body = {description: `${r.status} ${r.statusText}`}; }
-  if (!r.ok) throw new Error(refusalText(body, r.status));
-  return body;
 }
 
 function fill(template, system, jobid) {

@@ -2,40 +2,11 @@
 // downloads by the temp URL a download ends with, and follows every transfer's task through one relayed stream.
 "use strict";
 
+const showError = (text) => showErrorIn("transfers-error", text);
+
 const FINAL_STATUS = new Set(["114", "115", "117", "118", "400", "302"]);
 const FAILED_STATUS = new Set(["115", "118", "400"]);
 const MIB = 1048576;
-
-function csrfToken() {
-  const meta = document.querySelector('meta[name="csrf-token"]');
-  return meta ? meta.content : "";
-}
-
-function refusalText(body, status) {
-  const b = body || {};
-  const code = b.status || status;
-  let text = `The API answered ${code}: ${b.description || "no description"}`;
-  for (const d of b.details || []) text += ` (${d.header}: ${d.value}, ${d.meaning})`;
-  if (!/[.!?]$/.test(text)) text += ".";
-  if (code === 429) text += b.retry_after ? ` Try again in ${b.retry_after} seconds.` : " Try again shortly.";
-  else if (code === 403) text += " You (or this portal) may not do this.";
-  return text;
-}
-
-function showError(text) {
-  const box = document.getElementById("transfers-error");
-  box.textContent = text;
-  box.hidden = !text;
-}
-
-async function call(method, url, form) {
-  const r = await fetch(url, {method, body: form, credentials: "same-origin",
-                              headers: {"X-CSRF-Token": csrfToken(), "Accept": "application/json"}});
-  let body = null;
-  try { body = await r.json(); } catch (e) { body = {description: `${r.status} ${r.statusText}`}; }
-  if (!r.ok) throw new Error(refusalText(body, r.status));
-  return body;
-}
 
 // PUT `blob` to a temp URL; `progress(loaded)` hears the bytes sent so far (XMLHttpRequest: fetch has no upload
 // progress). The listener on xhr.upload makes this a preflighted CORS request: Swift allows the portal's origin.
