@@ -73,10 +73,11 @@ class Api:
         self._token = token
         self._http = session or requests.Session()
 
-    def _call(self, method: str, path: str, machine: str | None, **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, path: str, machine: str | None, extra: Mapping[str, str] | None = None,
+              **kwargs: Any) -> requests.Response:
         if machine is not None and not machine.isprintable():  # a header value: no CR, LF or other controls
             raise ApiError(400, "the system name holds control characters")
-        headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
+        headers = {**(extra or {}), "Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
         if machine:
             headers["X-Machine-Name"] = machine
         try:
@@ -92,8 +93,9 @@ class Api:
         return self._call("GET", path, machine, params=params)
 
     def post(self, path: str, data: Mapping[str, Any] | None = None, files: Any = None,
-             machine: str | None = None) -> requests.Response:
-        return self._call("POST", path, machine, data=data, files=files)
+             machine: str | None = None, headers: Mapping[str, str] | None = None) -> requests.Response:
+        """`headers`: the few the API reads besides the system (X-Task-Id); never the Authorization."""
+        return self._call("POST", path, machine, headers, data=data, files=files)
 
     def put(self, path: str, data: Mapping[str, Any] | None = None, files: Any = None,
             machine: str | None = None) -> requests.Response:

@@ -7,10 +7,8 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-import requests
-
 from . import tasks_follow
-from .api import TIMEOUT, Api, ApiError, gateway_url
+from .api import Api, ApiError
 
 OFFER = "111"  # the upload's URLs are ready: the client acts now
 UPLOAD_FINAL, DOWNLOAD_FINAL = {"114", "115"}, {"117", "118"}
@@ -97,15 +95,7 @@ def task(client: Api, tid: str) -> dict[str, Any]:
     return shaped(tasks_follow.get(client, tid))
 
 
-def invalidate(token: str, tid: str) -> dict[str, Any]:
-    """POST /storage/xfer-external/invalidate names the task in the header X-Task-Id, which the portal's client
-    cannot send: the same call, made here with the same token and errors."""
-    try:
-        r = requests.post(gateway_url().rstrip("/") + "/storage/xfer-external/invalidate", timeout=TIMEOUT,
-                          headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                                   "X-Task-Id": tasks_follow.task_id(tid)})
-    except requests.RequestException as e:
-        raise ApiError(502, f"the API did not answer ({type(e).__name__})") from e
-    if r.status_code >= 400:
-        raise ApiError.from_response(r)
+def invalidate(client: Api, tid: str) -> dict[str, Any]:
+    """POST /storage/xfer-external/invalidate names the task in the header X-Task-Id."""
+    client.post("/storage/xfer-external/invalidate", headers={"X-Task-Id": tasks_follow.task_id(tid)})
     return {"task_id": tid, "invalidated": True}

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, render_template, request, session
 
 from . import job_ops, relay, tasks_follow, transfer_ops
 from .api import ApiError, api
-from .auth import access_token, current_user, login_required
+from .auth import current_user, login_required
 from .replies import answer, refusal
 
 routes = Blueprint("transfers", __name__, url_prefix="/transfers")
@@ -69,7 +69,7 @@ def task(tid: str) -> tuple[Response, int]:
 @routes.post("/<tid>/invalidate")
 @login_required
 def invalidate(tid: str) -> tuple[Response, int]:
-    return answer(lambda: transfer_ops.invalidate(access_token(), tid), 201)
+    return answer(lambda: transfer_ops.invalidate(api(), tid), 201)
 
 
 @routes.get("/events")
