@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 import requests
 
@@ -31,6 +32,10 @@ MACHINE_HEADER = "X-Machine-Name"
 TIMEOUT = 30.0  # the client's request timeout: an answer later than this is a hang
 ENDED = {"200", "400", "114", "115", "117", "118"}  # a task's final statuses (jobs, uploads, downloads)
 FAILED = {"400", "115", "118"}
+
+
+def answered(reply: requests.Response | None) -> TypeGuard[requests.Response]:
+    return reply is not None and reply.status_code == 200
 
 
 @dataclass
@@ -166,15 +171,13 @@ class MixedLoad:
         if reply is None or reply.status_code != 201:
             return
         reply = user.call("ls", "GET", "/utilities/ls", params={"targetPath": self.dirs[user.name]})
-        if reply is not None and reply.status_code == 200:
-            if name not in {f["name"] for f in reply.json()["output"]}:
-                user.wrong("ls", f"{name} missing from the listing")
+        if answered(reply) and name not in {f["name"] for f in reply.json()["output"]}:
+            user.wrong("ls", f"{name} missing from the listing")
         reply = user.call("checksum", "GET", "/utilities/checksum", params={"targetPath": path})
-        if reply is not None and reply.status_code == 200:
-            if reply.json()["output"] != hashlib.sha256(content).hexdigest():
-                user.wrong("checksum", f"{path}: {reply.json()['output']}")
+        if answered(reply) and reply.json()["output"] != hashlib.sha256(content).hexdigest():
+            user.wrong("checksum", f"{path}: {reply.json()['output']}")
         reply = user.call("view", "GET", "/utilities/view", params={"targetPath": path})
-        if reply is not None and reply.status_code == 200 and reply.json()["output"] != content.decode():
+        if answered(reply) and reply.json()["output"] != content.decode():
             user.wrong("view", f"{path}: {reply.json()['output']!r}")
         user.call("rm", "DELETE", "/utilities/rm", data={"targetPath": path})
         user.call("systems", "GET", "/status/systems")
