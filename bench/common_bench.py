@@ -29,6 +29,7 @@ import paramiko
 import requests
 import yaml
 
+from bench.stats import percentile
 from common import config
 from common.commands import Command
 from common.stack_env import REPO, load_env, stack_dir
@@ -127,11 +128,6 @@ class Figures:
         ratio = f"{self.p50_ms / floor.p50_ms:5.2f}x" if floor else "  -   "
         return (f"{self.name:<44} p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms  "
                 f"{self.rps:8.1f} req/s  errors {self.errors:<4} p50/floor {ratio}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def measure(name: str, call: Callable[[], bool], n: int, clients: int = 1) -> Figures:

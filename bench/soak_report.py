@@ -1,0 +1,173 @@
+"""The soak's figures from what it recorded: requests, errors and latency per minute and per operation, each daemon's
+resources at start and end, and a verdict per goal. Pure (no site): tests/unit/test_soak.py checks it.
+
+Outcomes are `bench.mixed_load.Outcome`s; only their fields are read (op, started, elapsed, status, error), so
+anything with those fields does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bench.site_resources import Resources
+from bench.stats import percentile
+
+THROTTLED = 429  # the one refusal the goals accept: a bound of the gateway or of a service, with Retry-After
+# Outcomes that MixedLoad records about an answer it already recorded (a 2xx whose content was untrue) or about
+# itself: a finding, counted as an error, not a request of its own.
+FINDINGS = ("wrong answer", "load error")
+RSS_GROWTH_LIMIT = 10.0  # percent, per daemon of the goal
+
+
+class OutcomeLike(Protocol):
+    op: str
+    started: float
+    elapsed: float
+    status: int | None
+    error: str | None
+
+
+def is_finding(o: OutcomeLike) -> bool:
+    return bool(o.error) and o.error.startswith(FINDINGS)  # type: ignore[union-attr]
+
+
+def error_kind(o: OutcomeLike) -> str | None:
+    """What went wrong, as the tables count it: the exception's name for no answer, the status for an error status,
+    the finding's kind; None for a success or a 429."""
+    if o.status is None:
+        return (o.error or "no answer").split(":", 1)[0]
+    if is_finding(o):
+        return next(kind for kind in FINDINGS if o.error.startswith(kind))  # type: ignore[union-attr]
+    if o.status == THROTTLED or o.status < 400:
+        return None
+    return str(o.status)
+
+
+@dataclass
+class Row:
+    """One line of a table: the requests of a minute or of an operation."""
+
+    label: str
+    requests: int = 0
+    throttled: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)  # answered requests other than 429
+
+    def add(self, o: OutcomeLike) -> None:
+        kind = error_kind(o)
+        if kind:
+            self.errors[kind] += 1
+        if is_finding(o):
+            return
+        self.requests += 1
+        self.throttled += o.status == THROTTLED
+        if o.status is not None and o.status != THROTTLED:
+            self.latencies_ms.append(o.elapsed * 1000)
+
+    def q(self, quantile: float) -> float | None:
+        return percentile(self.latencies_ms, quantile) if self.latencies_ms else None
+
+    def line(self) -> str:
+        def ms(value: float | None) -> str:
+            return f"{value:8.1f}" if value is not None else f"{'-':>8}"
+
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(self.errors.items())) or "-"
+        top = max(self.latencies_ms) if self.latencies_ms else None
+        return (f"{self.label:<16} {self.requests:6d} {self.throttled:5d}  {ms(self.q(0.5))} {ms(self.q(0.95))} "
+                f"{ms(self.q(0.99))} {ms(top)}  {errors}")
+
+
+ROW_HEADER = f"{'':<16} {'reqs':>6} {'429':>5}  {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}  errors"
+
+
+def per_minute(outcomes: Iterable[OutcomeLike], t0: float, t1: float) -> list[Row]:
+    """One row per minute from t0 (the load's start) to t1 (its stop), by when each request started, then one row
+    for the requests started after t1 (MixedLoad.settle's polls); a minute without any request still has its row (a
+    stall shows). The last minute may be partial; a second's overrun of the sleep makes no row of its own."""
+    count = max(1, math.ceil((t1 - t0 - 1) / 60))
+    rows = [Row(f"minute {i + 1}") for i in range(count)] + [Row("settle")]
+    for o in outcomes:
+        index = count if o.started >= t1 else min(count - 1, max(0, int((o.started - t0) // 60)))
+        rows[index].add(o)
+    return rows
+
+
+def per_op(outcomes: Iterable[OutcomeLike]) -> list[Row]:
+    rows: dict[str, Row] = {}
+    for o in outcomes:
+        rows.setdefault(o.op, Row(o.op)).add(o)
+    return [rows[k] for k in sorted(rows)]
+
+
+def total(rows: Sequence[Row], label: str = "all") -> Row:
+    whole = Row(label)
+    for row in rows:
+        whole.requests += row.requests
+        whole.throttled += row.throttled
+        whole.errors.update(row.errors)
+        whole.latencies_ms += row.latencies_ms
+    return whole
+
+
+def growth(before: float, after: float) -> float:
+    """Percent change; from 0 anything more is infinite growth, nothing more none."""
+    if before == 0:
+        return 0.0 if after == 0 else float("inf")
+    return (after - before) / before * 100
+
+
+def resource_table(start: dict[str, Resources], end: dict[str, Resources]) -> list[str]:
+    lines = [f"{'daemon':<26} {'procs':>9} {'RSS MiB start':>13} {'end':>8} {'growth':>8}  {'fds':>9}  "
+             f"{'connections':>11}  {'threads':>9}"]
+    for name in sorted(start.keys() | end.keys()):
+        a, b = start.get(name), end.get(name)
+        if a is None or b is None:
+            lines.append(f"{name:<26} {'only at start' if b is None else 'only at end'}")
+            continue
+        rss = f"{a.rss_kib / 1024:13.1f} {b.rss_kib / 1024:8.1f} {growth(a.rss_kib, b.rss_kib):+7.1f}%"
+        lines.append(f"{name:<26} {a.processes:>4}/{b.processes:<4} {rss}  {a.fds:>4}/{b.fds:<4}  "
+                     f"{a.connections:>5}/{b.connections:<5}  {a.threads:>4}/{b.threads:<4}")
+    return lines
+
+
+@dataclass
+class Verdict:
+    goal: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'}  {self.goal}: {self.detail}"
+
+
+def verdicts(start: dict[str, Resources], end: dict[str, Resources], goal_daemons: Iterable[str], whole: Row,
+             problems: Sequence[str]) -> list[Verdict]:
+    """The soak's goals: RSS growth <= 10% for each daemon of `goal_daemons` (the services, the gateway, sshd); for
+    every daemon, descriptors and connections at the end (at rest) no more than at the start (at rest, after the
+    same load); no error but 429; nothing lost (MixedLoad.settle's problems)."""
+    missing = sorted(set(start) ^ set(end))
+    both = sorted(set(start) & set(end))
+    grown = [f"{n} {growth(start[n].rss_kib, end[n].rss_kib):+.1f}%" for n in sorted(goal_daemons)
+             if n in start and n in end and growth(start[n].rss_kib, end[n].rss_kib) > RSS_GROWTH_LIMIT]
+    absent = [n for n in sorted(goal_daemons) if n not in start or n not in end]
+    fds = [f"{n} {start[n].fds}->{end[n].fds}" for n in both if end[n].fds > start[n].fds]
+    conns = [f"{n} {start[n].connections}->{end[n].connections}" for n in both
+             if end[n].connections > start[n].connections]
+    errors = sum(whole.errors.values())
+    return [
+        Verdict(f"RSS growth <= {RSS_GROWTH_LIMIT:.0f}% per service", not grown and not absent,
+                "; ".join(grown + [f"{n} not sampled at both ends" for n in absent]) or "every one within"),
+        Verdict("descriptors back to baseline", not fds and not missing,
+                "; ".join(fds + [f"{n} running at one end only" for n in missing]) or "none more than at start"),
+        Verdict("connections back to baseline", not conns and not missing,
+                "; ".join(conns) or "none more than at start"),
+        Verdict("0 errors other than 429", errors == 0,
+                f"{errors} ({', '.join(f'{k}: {v}' for k, v in sorted(whole.errors.items()))}); "
+                f"{whole.throttled} 429 of {whole.requests} requests" if errors else
+                f"none; {whole.throttled} 429 of {whole.requests} requests"),
+        Verdict("nothing lost (settle)", not problems, f"{len(problems)} problems" if problems else "none"),
+    ]
