@@ -5,7 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.site_resources import Resources
-from bench.soak_report import Row, error_kind, growth, per_minute, per_op, resource_table, total, verdicts
+from bench.soak_report import (
+    Row,
+    error_kind,
+    growth,
+    leak_verdict,
+    per_minute,
+    per_op,
+    resource_table,
+    slack,
+    total,
+    verdicts,
+)
 from bench.stats import percentile
 
 
@@ -108,18 +119,27 @@ def test_verdicts_all_pass() -> None:
 
 def test_verdicts_name_what_missed_its_goal() -> None:
     start = {"compute": res(), "sshd": res(), "tasks": res()}
-    end = {"compute": res(rss=1101), "sshd": res(fds=11, connections=3)}
+    end = {"compute": res(rss=1101), "sshd": res(fds=13, connections=5)}
     row = good_row()
     row.add(Out(status=502))
     results = {v.goal: v for v in verdicts(start, end, {"compute", "sshd", "tasks"}, row, ["task 1 never ended"])}
     rss = results["RSS growth <= 10% per service"]
     assert not rss.ok and "compute +10.1%" in rss.detail and "tasks not sampled" in rss.detail
-    assert not results["descriptors back to baseline"].ok
-    assert "sshd 10->11" in results["descriptors back to baseline"].detail
-    assert "sshd 2->3" in results["connections back to baseline"].detail
+    assert "sshd 10->13" in results["descriptors back to baseline"].detail
+    assert "sshd 2->5" in results["connections back to baseline"].detail
+    assert "tasks running at one end only" in results["connections back to baseline"].detail
     assert not results["0 errors other than 429"].ok and "502: 1" in results["0 errors other than 429"].detail
     assert not results["nothing lost (settle)"].ok
     assert all(v.line().startswith("FAIL") for v in results.values())
+
+
+def test_descriptors_and_connections_within_the_slack_pass_and_are_named() -> None:
+    assert [slack(n) for n in (0, 10, 49, 50, 256)] == [2, 2, 2, 3, 7]
+    start = {"keycloak": res(fds=256, connections=4), "compute": res(fds=73, connections=20)}
+    end = {"keycloak": res(fds=263, connections=6), "compute": res(fds=76, connections=23)}
+    fds, conns = (leak_verdict(goal, start, end, what) for goal, what in [("fds", "fds"), ("c", "connections")])
+    assert fds.ok and "within the slack: compute 73->76, keycloak 256->263" in fds.detail
+    assert not conns.ok and conns.detail.startswith("compute 20->23; within the slack: keycloak 4->6")
 
 
 def test_resource_table_rows() -> None:
