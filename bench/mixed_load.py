@@ -32,6 +32,7 @@ MACHINE_HEADER = "X-Machine-Name"
 TIMEOUT = 30.0  # the client's request timeout: an answer later than this is a hang
 ENDED = {"200", "400", "114", "115", "117", "118"}  # a task's final statuses (jobs, uploads, downloads)
 FAILED = {"400", "115", "118"}
+WAITING_UPLOAD = {"110", "111"}  # an upload's URL offered, its object not yet there
 
 
 def answered(reply: requests.Response | None) -> TypeGuard[requests.Response]:
@@ -73,20 +74,30 @@ class User:
     def token(self) -> str:
         """Renewed every 2 minutes (tokens live 5); while Keycloak cannot issue one the last one is kept."""
         with self._lock:
-            if self._token and time.monotonic() - self._fetched < 120:
-                return self._token
-            env = self.load.env
-            reply = self.call("token", "POST", env["FIRECREST_TOKEN_URL"], auth_header=False,
-                              data={"grant_type": "client_credentials"},
-                              auth=(env[f"FIRECREST_CLIENT_ID_{self.name.upper()}"],
-                                    env[f"FIRECREST_CLIENT_SECRET_{self.name.upper()}"]))
-            if reply is not None and reply.status_code == 200:
-                self._token, self._fetched = reply.json()["access_token"], time.monotonic()
+            if not self._token or time.monotonic() - self._fetched >= 120:
+                self._renew()
             return self._token
 
-    def call(self, op: str, method: str, url: str, auth_header: bool = True,
+    def renew(self) -> bool:
+        """A new token now; False if Keycloak did not issue one."""
+        with self._lock:
+            return self._renew()
+
+    def _renew(self) -> bool:
+        env = self.load.env
+        reply = self.call("token", "POST", env["FIRECREST_TOKEN_URL"], auth_header=False,
+                          data={"grant_type": "client_credentials"},
+                          auth=(env[f"FIRECREST_CLIENT_ID_{self.name.upper()}"],
+                                env[f"FIRECREST_CLIENT_SECRET_{self.name.upper()}"]))
+        if reply is None or reply.status_code != 200:
+            return False
+        self._token, self._fetched = reply.json()["access_token"], time.monotonic()
+        return True
+
+    def call(self, op: str, method: str, url: str, auth_header: bool = True, headers: dict[str, str] | None = None,
              **kw: object) -> requests.Response | None:
-        headers = {MACHINE_HEADER: self.load.machine, "X-Request-ID": f"load-{uuid.uuid4().hex[:16]}"}
+        headers = {MACHINE_HEADER: self.load.machine, "X-Request-ID": f"load-{uuid.uuid4().hex[:16]}",
+                   **(headers or {})}
         if auth_header:
             headers["Authorization"] = f"Bearer {self.token()}"
         if not url.startswith("http"):
@@ -147,10 +158,17 @@ class MixedLoad:
         self._threads = []
 
     def _prepare(self) -> None:
-        """Each user's own directory for the load's files, made as the user (root must not own it)."""
+        """Each user's own directory for the load's files, made as the user (root must not own it); and every
+        place for transfers in flight free (uploads other programs of these users left waiting are invalidated)."""
         for user in self.users:
             subprocess.run(["su", user.name, "-s", "/bin/sh", "-c", 'mkdir -p -- "$1"', "-", self.dirs[user.name]],
                            check=True)
+            reply = user.call("tasks", "GET", "/tasks/")
+            tasks = reply.json()["tasks"] if reply is not None and reply.status_code == 200 else {}
+            for tid, task in tasks.items():
+                if task.get("service") == "storage" and task["status"] in WAITING_UPLOAD:
+                    user.call("xfer-invalidate", "POST", "/storage/xfer-external/invalidate",
+                              headers={"X-Task-Id": tid})
 
     def _loop(self, work: Callable[[User], None], user: User) -> None:
         while not self._stop.is_set():
@@ -217,6 +235,8 @@ class MixedLoad:
         ok = done.returncode == 0
         self.record(Outcome("swift-put", user.name, t0, time.monotonic() - t0, 201 if ok else None,
                             None if ok else done.stderr.decode(errors="replace")[-500:], {}, ""))
+        if not ok:  # the upload will not come: give the place back, as a user would
+            user.call("xfer-invalidate", "POST", "/storage/xfer-external/invalidate", headers={"X-Task-Id": task_id})
 
     def _download(self, user: User) -> None:
         """Downloads one of the files the user uploaded before (their bytes are known)."""

@@ -1,6 +1,6 @@
 """`up`, `down [--purge]` and `status` for the embedded HPC site.
 
-Usage: python3 -m stack {up|down [--purge]|status|restart COMPONENT}   (run by deploy/local/{up,down,status,restart})
+Usage: python3 -m stack {up|down [--purge]|status|restart COMPONENT|DAEMON}   (run by deploy/local/{up,down,status,restart})
 """
 
 from __future__ import annotations
@@ -145,15 +145,23 @@ def down(stack: Stack, purge: bool) -> None:
 
 
 def restart(stack: Stack, name: str) -> None:
-    """Stop and start one component's daemons (tests use it to prove state survives a restart)."""
-    comps = {c.name: c for c in all_components(stack)}
-    if name not in comps:
-        raise SiteError(f"no component {name!r}; components: {', '.join(comps)}")
-    comp = comps[name]
-    for d in reversed(comp.daemons()):
-        stop(d)
-    comp.after_stop()
-    bring_up(comp, [])
+    """Stop and start one component's daemons, or one daemon alone (its component's others keep running): tests
+    use it to prove state survives a restart, and that a daemon killed comes back without touching the rest."""
+    components = all_components(stack)
+    comps = {c.name: c for c in components}
+    owners = {d.name: c for c in components for d in c.daemons()}
+    if name in comps:
+        comp = comps[name]
+        for d in reversed(comp.daemons()):
+            stop(d)
+        comp.after_stop()
+    elif name in owners:
+        comp = owners[name]
+        stop(next(d for d in comp.daemons() if d.name == name))
+    else:
+        raise SiteError(f"no component or daemon {name!r}; components: {', '.join(comps)}; "
+                        f"daemons: {', '.join(owners)}")
+    bring_up(comp, [])  # starts only what is not running
     print(f"restarted {name}")
 
 
