@@ -29,9 +29,9 @@ def round_ok(load: MixedLoad, user: User) -> list[str]:
     expect("probe-upload", user.call("probe-upload", "POST", "/utilities/upload", data={"targetPath": home},
                                      files={"file": (name, b"probe\n")}), 201)
     expect("probe-systems", user.call("probe-systems", "GET", "/status/systems"), 200)
+    script = b"#!/bin/bash\n#SBATCH --output=/dev/null\ntrue\n"
     job = expect("probe-submit", user.call("probe-submit", "POST", "/compute/jobs/upload",
-                                           files={"file": ("p.sh", b"#!/bin/bash\n#SBATCH --output=/dev/null\ntrue\n")}),
-                 201)
+                                           files={"file": ("p.sh", script)}), 201)
     xfer = expect("probe-xfer", user.call("probe-xfer", "POST", "/storage/xfer-external/upload",
                                           data={"sourcePath": name, "targetPath": f"{home}/{name}.up"}), 201)
     for op, reply, until in (("probe-job", job, "200"), ("probe-xfer-task", xfer, "111")):

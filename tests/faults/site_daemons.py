@@ -4,6 +4,7 @@ host's OOM killer takes the group."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -13,8 +14,8 @@ from pathlib import Path
 from common.stack_env import REPO, stack_dir
 
 sys.path.insert(0, str(REPO / "deploy" / "local"))
-from stack.components import all_components  # noqa: E402 (the site's own definition of its daemons)
-from stack.core import Daemon, Stack, alive, read_pid  # noqa: E402
+from stack.components import all_components
+from stack.core import Daemon, Stack, alive, read_pid
 
 
 def daemons() -> dict[str, Daemon]:
@@ -54,10 +55,8 @@ def kill(name: str) -> list[int]:
     """SIGKILL the daemon and everything under it, and wait until they are gone; returns the pids killed."""
     pids = tree_of(pid_of(name))
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # exited meanwhile
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 30
     while any(alive(p) for p in pids):
         assert time.monotonic() < deadline, f"{name}: processes {pids} outlived SIGKILL"

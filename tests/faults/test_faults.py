@@ -11,11 +11,11 @@ import time
 from collections import Counter
 
 import pytest
-from faults import site_daemons
-from faults.probe import recovery
 
 from bench.mixed_load import TIMEOUT, MixedLoad, Outcome
 from common.stack_env import REPO
+from faults import site_daemons
+from faults.probe import recovery
 
 DOWN_S = 5  # how long the load runs against the dead daemon
 RECOVERY_S = 10  # the issue's bound, from the daemon's return to a whole round of calls working for both users
@@ -87,6 +87,3 @@ def test_killed_under_load(site, load: MixedLoad, daemon: str):
 def test_nothing_lost(load: MixedLoad):
     load.stop()
     assert load.settle(timeout=300) == []
-    late = [f"{o.user} {o.op}: {o.status} {o.body[:200]!r}" for o in load.outcomes
-            if o.op.startswith("probe") and o.status is not None and o.status >= 500]
-    assert late == [] or True  # the probes' failures are judged by each test's recovery

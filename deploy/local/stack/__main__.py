@@ -1,6 +1,7 @@
 """`up`, `down [--purge]` and `status` for the embedded HPC site.
 
-Usage: python3 -m stack {up|down [--purge]|status|restart COMPONENT|DAEMON}   (run by deploy/local/{up,down,status,restart})
+Usage: python3 -m stack {up|down [--purge]|status|restart COMPONENT|DAEMON}
+(run by deploy/local/{up,down,status,restart})
 """
 
 from __future__ import annotations
