@@ -41,10 +41,12 @@ class Resources:
 def daemons(stack_dir: Path) -> dict[str, int]:
     """{daemon name: pid} of the running daemons, as `deploy/local/status` lists them (it exits 1 when one is
     stopped: that one is simply not listed)."""
-    out = subprocess.run([str(STATUS)], capture_output=True, text=True, timeout=30,
-                         env={**os.environ, "FIRECREST_STACK_DIR": str(stack_dir)}).stdout
+    done = subprocess.run([str(STATUS)], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "FIRECREST_STACK_DIR": str(stack_dir)})
+    if not done.stdout.strip():  # not root, no site: an empty sample would make any leak check pass
+        raise RuntimeError(f"{STATUS} listed no daemon (exit status {done.returncode}): {done.stderr.strip()}")
     found: dict[str, int] = {}
-    for line in out.splitlines():
+    for line in done.stdout.splitlines():
         words = line.split()  # component, daemon, state, "pid", pid
         if len(words) == 5 and words[2] == "running" and words[4].isdigit():
             found[words[1]] = int(words[4])
