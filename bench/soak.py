@@ -15,8 +15,9 @@ gauges are printed at both ends too.
 
 Goals (issue 17): RSS growth at most 10% for each service, the gateway and the login node's sshd; no daemon holding
 more descriptors or connections at the end than at the start; no error other than 429 (warm-up included); nothing
-lost (MixedLoad.settle: every task ended, no job submitted twice, every transfer's bytes right). Exit status 1 when a
-goal is missed.
+lost (MixedLoad.settle: every task ended, no job submitted twice, every transfer's bytes right). A daemon restarted
+between the two samples (by someone else) fails the run too: its figures compare two processes. Exit status 1 when
+a goal is missed.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
 from bench.common_bench import COMPOSE, ENV, site_label
 from bench.mixed_load import MixedLoad, Outcome
-from bench.site_resources import Resources, sample, ssh_pools
+from bench.site_resources import Resources, daemons, sample, ssh_pools
 from bench.soak_report import (
     ROW_HEADER,
     Row,
@@ -41,6 +43,7 @@ from bench.soak_report import (
     per_minute,
     per_op,
     resource_table,
+    restarts,
     total,
     verdicts,
 )
@@ -82,10 +85,19 @@ def run_load(workdir: Path, seconds: float, progress: bool) -> tuple[MixedLoad, 
     return load, t0, t1, problems
 
 
-def at_rest(quiet: float, what: str) -> tuple[dict[str, Resources], dict[str, dict[str, float]]]:
+@dataclass
+class Rest:
+    """The site at rest: each daemon's resources and pid, the services' SSH pools."""
+
+    resources: dict[str, Resources]
+    pids: dict[str, int]
+    pools: dict[str, dict[str, float]]
+
+
+def at_rest(quiet: float, what: str) -> Rest:
     print(f"soak: {quiet:.0f} s quiet, then the {what} sample", file=sys.stderr, flush=True)
     time.sleep(quiet)
-    return sample(stack_dir()), ssh_pools(ENV)
+    return Rest(sample(stack_dir()), daemons(stack_dir()), ssh_pools(ENV))
 
 
 def wall(started: float) -> str:
@@ -148,26 +160,27 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     try:
         warm, _, _, problems = run_load(workdir, args.warmup, progress=False)
-        start, pools_start = at_rest(args.quiet, "start")
+        start = at_rest(args.quiet, "start")
         load, t0, t1, more = run_load(workdir, args.minutes * 60, progress=True)
-        end, pools_end = at_rest(args.quiet, "end")
+        end = at_rest(args.quiet, "end")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    print(f"soak: load from {wall(t0)} to {wall(t1)} UTC")
     whole = report(warm.outcomes, load.outcomes, t0, t1, problems + more)
     print("\n== each daemon at rest: start / end (RSS is the sum over its processes)")
-    for line in resource_table(start, end):
+    for line in resource_table(start.resources, end.resources):
         print("  " + line)
-    show_pools(pools_start, pools_end)
-    results = verdicts(start, end, goal_daemons(), whole, problems + more)
+    show_pools(start.pools, end.pools)
+    results = [*verdicts(start.resources, end.resources, goal_daemons(), whole, problems + more),
+               restarts(start.pids, end.pids)]
     print("\n== goals")
     for verdict in results:
         print("  " + verdict.line())
     print(json.dumps({"minutes": args.minutes, "requests": whole.requests, "throttled": whole.throttled,
-                      "errors": dict(whole.errors), "start": {k: vars(v) for k, v in start.items()},
-                      "end": {k: vars(v) for k, v in end.items()}, "goals": [vars(v) for v in results]}),
+                      "errors": dict(whole.errors), "start": {k: vars(v) for k, v in start.resources.items()},
+                      "end": {k: vars(v) for k, v in end.resources.items()}, "goals": [vars(v) for v in results]}),
           file=sys.stderr)
     sys.exit(0 if all(v.ok for v in results) else 1)
-
 
 if __name__ == "__main__":
     main()

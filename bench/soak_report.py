@@ -172,11 +172,21 @@ def leak_verdict(goal: str, start: dict[str, Resources], end: dict[str, Resource
     return Verdict(goal, not over and not missing, detail)
 
 
+def restarts(pids_start: dict[str, int], pids_end: dict[str, int]) -> Verdict:
+    """The same process of each daemon at both ends: one restarted (by someone else: the soak restarts nothing)
+    compares a fresh process with an old one, and the run's errors are likely its downtime's."""
+    changed = [f"{n} pid {pids_start.get(n, '-')}->{pids_end.get(n, '-')}"
+               for n in sorted(pids_start.keys() | pids_end.keys()) if pids_start.get(n) != pids_end.get(n)]
+    return Verdict("no daemon restarted during the soak", not changed,
+                   "; ".join(changed) + " (the figures compare different processes)" if changed else "none")
+
+
 def verdicts(start: dict[str, Resources], end: dict[str, Resources], goal_daemons: Iterable[str], whole: Row,
              problems: Sequence[str]) -> list[Verdict]:
     """The soak's goals: RSS growth <= 10% for each daemon of `goal_daemons` (the services, the gateway, sshd); for
     every daemon, descriptors and connections at the end (at rest) no more than at the start (at rest, after the
-    same load) give or take `slack`; no error but 429; nothing lost (MixedLoad.settle's problems)."""
+    same load) give or take `slack`; no error but 429; nothing lost (MixedLoad.settle's problems). (`restarts` says
+    whether the run measured what it meant to.)"""
     grown = [f"{n} {growth(start[n].rss_kib, end[n].rss_kib):+.1f}%" for n in sorted(goal_daemons)
              if n in start and n in end and growth(start[n].rss_kib, end[n].rss_kib) > RSS_GROWTH_LIMIT]
     absent = [n for n in sorted(goal_daemons) if n not in start or n not in end]

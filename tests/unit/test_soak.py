@@ -13,6 +13,7 @@ from bench.soak_report import (
     per_minute,
     per_op,
     resource_table,
+    restarts,
     slack,
     total,
     verdicts,
@@ -146,3 +147,10 @@ def test_resource_table_rows() -> None:
     lines = resource_table({"sshd": res(rss=2048), "gone": res()}, {"sshd": res(rss=4096)})
     assert lines[1].startswith("gone") and "only at start" in lines[1]
     assert lines[2].split()[:5] == ["sshd", "1/1", "2.0", "4.0", "+100.0%"]
+
+
+def test_a_daemon_restarted_between_the_samples_fails_the_run() -> None:
+    assert restarts({"tasks": 10, "sshd": 11}, {"tasks": 10, "sshd": 11}).ok
+    verdict = restarts({"tasks": 10, "sshd": 11, "redis-server": 12}, {"tasks": 20, "sshd": 11})
+    assert not verdict.ok
+    assert verdict.detail.startswith("redis-server pid 12->-; tasks pid 10->20")
