@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from flask import Flask
 
 from common.config import Site, parse
 
@@ -41,6 +42,10 @@ INTERNAL = {
 # Routes the gateway itself adds (kong/kong.yml): the early `/jobs/{machine}` at the root, passed unstripped to
 # compute's `/jobs/<name>` (POST) and `/jobs/<jobid>` (GET).
 GATEWAY_ALIASES = {("get", "/jobs/{machine}"), ("post", "/jobs/{machine}")}
+# The public API documentation (apidocs/, published under /docs/ with the prefix stripped): its page (`/`) and the
+# page's files (`/<name>`, which `/openapi.yaml` is one of); `/docs` only redirects to `/docs/`.
+DOCS_ROUTES = {"/": ("get", "/docs/"), "/<name>": ("get", "/docs/{name}"), "/openapi.yaml": ("get", "/docs/{name}"),
+               "/docs": None}
 
 SITE = """
 systems:
@@ -84,6 +89,13 @@ def routes(test_site) -> set[tuple[str, str]]:
             # A service's root is published as the bare prefix (`/tasks`, which the gateway passes on as `/`).
             path = prefix + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule).rstrip("/")
             found |= {(m.lower(), path) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    docs = importlib.import_module("apidocs.routes").routes
+    app = Flask("docs")
+    app.register_blueprint(docs)
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint != "static":
+            assert rule.rule in DOCS_ROUTES, f"{rule.rule}: a new route of apidocs, document it (or DOCS_ROUTES)"
+            found |= {DOCS_ROUTES[rule.rule]} - {None}
     return found
 
 
@@ -191,6 +203,9 @@ def test_each_operation_names_the_scope_the_site_requires(spec):
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             if method not in ("get", "post", "put", "delete", "head", "patch"):
+                continue
+            if path.startswith("/docs/"):  # the documentation is public: no token, no scope
+                assert op["security"] == [] and "403" not in op["responses"], (method, path)
                 continue
             needed = scopes[op["tags"][0]]["read" if method in ("get", "head") else "change"]
             assert op["security"] == [{"bearer": [needed]}], (method, path)
