@@ -16,6 +16,7 @@ from . import errors
 
 T = TypeVar("T")
 WRAPPER_REFUSED = "firecrest-shell: refused"
+AUDIT_UNAVAILABLE = "the audit log is unavailable"  # deploy/cluster/firecrest-shell.c, when its collector is down
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ def classify(output: Output) -> errors.FirecrestError:
     msg = output.err or output.out.strip()
     if output.status == 124:
         return errors.Timeout()
+    if output.status == 126 and f"{WRAPPER_REFUSED}: {AUDIT_UNAVAILABLE}" in msg:
+        # Nothing ran: the login node runs nothing it cannot record. A server-side condition, not the user's.
+        return errors.MachineNotAvailable("the login node cannot record commands now (its audit log is down)")
     if output.status == 126 and WRAPPER_REFUSED in msg:
         return errors.CommandNotAllowed()
     rules: list[tuple[bool, type[errors.FirecrestError]]] = [

@@ -10,8 +10,15 @@ from kong.haproxy_limits import per_user_limits, source_limit_and_path_rules
 from kong.haproxy_routes import RESOLVERS, cors_rules, forwarding, routing_rules, termination_rules
 from kong.kong_yml import Gateway
 
-ERRORS = {400: "Bad request", 408: "Request timeout", 502: "Bad gateway", 503: "Service unavailable",
-          504: "Gateway timeout"}
+ERRORS = {
+    400: "Bad request",
+    408: "Request timeout",
+    # A service that died with the request in flight (see the note on keep-alive below).
+    502: "The service ended without answering this request; it may or may not have been carried out: look before "
+         "repeating a change",
+    503: "The service is unavailable; nothing was done: try again later",
+    504: "Gateway timeout",
+}
 DEFAULT_TIMEOUTS = {"connect": "5s", "client": "120s", "server": "120s", "http-request": "10s",
                     "http-keep-alive": "10s", "queue": "30s"}
 
@@ -71,7 +78,10 @@ def preamble(gw: Gateway, bind: str, port: int) -> list[str]:
         "    option dontlognull",
         # Keep-alive to the services (gunicorn gthread): +5-8 % req/s and -0.2 ms per request against
         # http-server-close on the embedded site. A request on a reused connection that the server closed at the
-        # same moment is retried, but only if it is a GET (retry-on in the backends).
+        # same moment is retried, but only if it is a GET (retry-on in the backends). A request in flight when its
+        # service dies gets the 502 below on a client's first request, and on a later one of a keep-alive client
+        # connection no answer at all: HAProxy then closes that connection, as the service itself would have
+        # (by design; http-server-close does not change it), so that the client knows it got nothing.
         "    option http-keep-alive",
         "    http-reuse safe",
         "    option forwardfor",

@@ -35,6 +35,11 @@ def test_groups_parse():
     [
         (124, "", errors.Timeout),
         (126, "firecrest-shell: refused: 'x' is not an allowed command", errors.CommandNotAllowed),
+        # The login node's audit collector is down: nothing ran, and it is the site's condition (503).
+        (126, "firecrest-shell: refused: the audit log is unavailable", errors.MachineNotAvailable),
+        # A user's file named like the wrapper's message does not make it the wrapper's refusal.
+        (1, "ls: cannot access 'firecrest-shell: refused: the audit log is unavailable': No such file",
+         errors.InvalidPath),
         (2, "ls: cannot access '/x': No such file or directory", errors.InvalidPath),
         (1, "cp: cannot stat '/x': No such file or directory", errors.NotFound),
         (1, "head: cannot open '/x' for reading: Permission denied", errors.PermissionDenied),
