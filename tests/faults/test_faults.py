@@ -14,7 +14,7 @@ import pytest
 
 from bench.mixed_load import TIMEOUT, MixedLoad, Outcome
 from common.stack_env import REPO
-from faults import site_daemons
+from faults import leaks, site_daemons
 from faults.probe import recovery
 
 DOWN_S = 5  # how long the load runs against the dead daemon
@@ -84,6 +84,8 @@ def record(daemon: str, seen: Counter, recovered_s: float, wrong: list[str]) -> 
 def test_killed_under_load(site, load: MixedLoad, daemon: str):
     took, failed = recovery(load, time.monotonic())
     assert not failed, f"the site did not work before {daemon} was killed: {failed}"
+    ports = {system.port for system in site.config.systems.values()}
+    before = leaks.held(ports)
     t_kill = time.monotonic()
     site_daemons.kill(daemon)
     killed_at = time.monotonic()
@@ -98,6 +100,7 @@ def test_killed_under_load(site, load: MixedLoad, daemon: str):
     assert not wrong, f"while {daemon} was down: {wrong[:10]}"
     assert not failed, f"{daemon} back, but calls still fail: {failed}"
     assert took <= RECOVERY_S, f"{daemon} back, everything worked again only after {took:.1f} s"
+    assert leaks.leaks(site.env, before, ports, skip={daemon}) == []
 
 
 def test_nothing_lost(load: MixedLoad):

@@ -1,0 +1,70 @@
+"""What the services hold towards the login nodes, from /proc: SSH connections (sockets to an sshd port) and
+threads, per service; a connection no pool knows of, or threads that outlive the connections they served, leak."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.site_resources import children, daemons, descendants, established, ssh_pools
+from common.stack_env import stack_dir
+
+SERVICES = ("utilities", "compute", "storage", "tasks", "status")
+
+
+@dataclass(frozen=True)
+class Held:
+    threads: int
+    ssh: int  # ESTABLISHED TCP connections to a login node's sshd
+
+
+def ssh_sockets(ports: set[int]) -> set[int]:
+    """Inodes of the ESTABLISHED sockets whose remote port is one of `ports`."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[2].split(":")[1], 16) in ports:
+            found.add(int(fields[9]))
+    return found & established()
+
+
+def held(ports: set[int]) -> dict[str, Held]:
+    pids, tree, ssh = daemons(stack_dir()), children(), ssh_sockets(ports)
+    out = {}
+    for name in SERVICES:
+        threads, sockets = 0, 0
+        for pid in descendants(pids[name], tree) if name in pids else []:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            except OSError:
+                continue  # exited meanwhile
+            threads += int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+            sockets += sum(f.startswith("socket:[") and int(f[8:-1]) in ssh for f in fds)
+        out[name] = Held(threads, sockets)
+    return out
+
+
+def spare(h: Held) -> int:
+    """Threads beyond the SSH connections' own (paramiko runs one per connection)."""
+    return h.threads - h.ssh
+
+
+def leaks(env: dict[str, str], before: dict[str, Held], ports: set[int], skip: set[str],
+          timeout: float = 60) -> list[str]:
+    """Waits until no service (but those in `skip`, restarted meanwhile) holds an SSH connection its pools do not
+    know of, or more threads beyond its SSH connections (a transport has one) than `before`; returns what still
+    does after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now, pools = held(ports), ssh_pools(env)
+        found = [f"{name}: {now[name].threads} threads for {now[name].ssh} SSH connections, before "
+                 f"{before[name].threads} for {before[name].ssh}" for name in SERVICES
+                 if name not in skip and spare(now[name]) > spare(before[name]) + 2]
+        found += [f"{name}: {now[name].ssh} SSH connections, {sum(pools.get(name, {}).values()):.0f} in its pools"
+                  for name in SERVICES if now[name].ssh > sum(pools.get(name, {}).values())]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
