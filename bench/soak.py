@@ -75,9 +75,12 @@ def run_load(workdir: Path, seconds: float, progress: bool) -> tuple[MixedLoad, 
                 print(f"soak: minute {minute + 1}: {len(done)} recorded, {errors} errors, "
                       f"{sum(o.status == 429 for o in done)} 429", file=sys.stderr, flush=True)
                 minute += 1
-    finally:
-        t1 = time.monotonic()
+    except BaseException:  # interrupted: nothing to report, but the users' directories go
         load.stop()
+        load.cleanup()
+        raise
+    t1 = time.monotonic()
+    load.stop()
     problems = load.settle(SETTLE_S)
     load.cleanup()
     for user in load.users:  # its keep-alive connections (Keycloak keeps them open) would count as the site's
