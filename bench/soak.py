@@ -68,12 +68,13 @@ def run_load(workdir: Path, seconds: float, progress: bool) -> tuple[MixedLoad, 
     try:
         minute = 0
         while (now := time.monotonic()) < t0 + seconds:
-            time.sleep(min(t0 + seconds, t0 + 60 * (minute + 1)) - now)
-            if progress and time.monotonic() >= t0 + 60 * (minute + 1):
-                done = load.since(t0 + 60 * minute, t0 + 60 * (minute + 1))
-                errors = sum(error_kind(o) is not None for o in done)
-                print(f"soak: minute {minute + 1}: {len(done)} recorded, {errors} errors, "
-                      f"{sum(o.status == 429 for o in done)} 429", file=sys.stderr, flush=True)
+            time.sleep(max(0.0, min(t0 + seconds, t0 + 60 * (minute + 1)) - now))
+            if time.monotonic() >= t0 + 60 * (minute + 1):
+                if progress:
+                    done = load.since(t0 + 60 * minute, t0 + 60 * (minute + 1))
+                    print(f"soak: minute {minute + 1}: {len(done)} recorded, "
+                          f"{sum(error_kind(o) is not None for o in done)} errors, "
+                          f"{sum(o.status == 429 for o in done)} 429", file=sys.stderr, flush=True)
                 minute += 1
     except BaseException:  # interrupted: nothing to report, but the users' directories go
         load.stop()
