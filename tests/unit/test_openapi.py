@@ -210,3 +210,35 @@ def test_each_operation_names_the_scope_the_site_requires(spec):
             needed = scopes[op["tags"][0]]["read" if method in ("get", "head") else "change"]
             assert op["security"] == [{"bearer": [needed]}], (method, path)
             assert "403" in op["responses"], (method, path)
+
+
+def media(spec: dict[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, schema) of every request body and response content of the media type `kind`."""
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            bodies = [op.get("requestBody", {}), *op["responses"].values()]
+            for body in bodies:
+                body = resolve(spec, body["$ref"]) if "$ref" in body else body
+                if kind in body.get("content", {}):
+                    yield f"{method} {path}", body["content"][kind]["schema"]
+
+
+def test_file_parts_are_properties_of_the_body_itself(spec):
+    """A file part only inside an `allOf` is sent as a plain field by clients that read the schema (schemathesis
+    did: `No batch file part`)."""
+    for where, schema in media(spec, "multipart/form-data"):
+        schema = resolve(spec, schema["$ref"]) if "$ref" in schema else schema
+        for part in schema.get("allOf", []):
+            part = resolve(spec, part["$ref"]) if "$ref" in part else part
+            for name, prop in part.get("properties", {}).items():
+                if prop.get("contentMediaType") == "application/octet-stream":
+                    assert name in schema.get("properties", {}), (where, name)
+
+
+def test_event_streams_describe_each_event(spec):
+    """A `text/event-stream` schema describes one event (OpenAPI before 3.2), not the stream as a string."""
+    streams = dict(media(spec, "text/event-stream"))
+    assert len(streams) == 3
+    for where, schema in streams.items():
+        event = resolve(spec, schema["$ref"])
+        assert {"$ref": "#/components/schemas/StreamEvent"} in event["allOf"], where
