@@ -76,14 +76,13 @@ def preamble(gw: Gateway, bind: str, port: int) -> list[str]:
         "    mode http",
         "    log global",
         "    option dontlognull",
-        # Keep-alive to the services (gunicorn gthread): +5-8 % req/s and -0.2 ms per request against
-        # http-server-close on the embedded site. A request on a reused connection that the server closed at the
-        # same moment is retried, but only if it is a GET (retry-on in the backends). A request in flight when its
-        # service dies gets the 502 below on a client's first request, and on a later one of a keep-alive client
-        # connection no answer at all: HAProxy then closes that connection, as the service itself would have
-        # (by design; http-server-close does not change it), so that the client knows it got nothing.
-        "    option http-keep-alive",
-        "    http-reuse safe",
+        # A new connection to the service for each request: a request that comes after its service died then
+        # always gets the 503 below. Over a kept-alive one it could meet the dead service's connection before
+        # HAProxy saw it close, and a keep-alive client would get no answer at all (HAProxy closes the client's
+        # connection then, by design, so that the client may retry: few do, and never a POST). A request in flight
+        # at the moment its service dies still gets the 502 below on a client's first request, and no answer on
+        # a later one of a kept-alive client connection. Costs 5-8 % of req/s against keep-alive to the services.
+        "    option http-server-close",
         "    option forwardfor",
         *(f"    timeout {k} {v}" for k, v in timeouts.items()),
         *(f"    http-error status {code} content-type application/json string '{{\"description\":\"{text}\"}}'"
