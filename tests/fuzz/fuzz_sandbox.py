@@ -50,7 +50,8 @@ class Sandbox:
     running_job: str = ""  # a job of alice's that DELETE /compute/jobs/{jobid} may cancel
     finished_job: str = ""  # a finished job of alice's whose output a stream may follow to its end
     tasks: list[str] = field(default_factory=list)  # tasks the fuzz started (their jobs are cancelled at the end)
-    calls: int = 0  # values steered so far (Idempotency-Keys and places)
+    calls: int = 0  # values of this operation steered so far (places, fields, Idempotency-Keys)
+    operation: str = ""  # the operation being fuzzed
 
     def refill(self) -> None:
         """Put every entry back as it was: the previous example may have moved, removed or chmod'ed it."""

@@ -73,11 +73,15 @@ def sandbox(site) -> Iterator[Sandbox]:
 def rewrite(case: Any, box: Sandbox) -> None:
     """Steer the generated values that name places, jobs and systems (fuzz_sandbox.py)."""
     read_only = case.method.upper() == "GET"
+    label = f"{case.method.upper()} {case.path}"
+    if box.operation != label:  # each operation's steering starts afresh: it never depends on the others' runs
+        box.operation, box.calls = label, 0
     if "X-Machine-Name" in case.headers:
         case.headers["X-Machine-Name"] = machine(case.headers["X-Machine-Name"], box.calls)
     if "Idempotency-Key" in case.headers:  # a key of this call only: a reused one is 422 (its own test covers it)
         box.calls += 1
-        case.headers["Idempotency-Key"] = f"{case.headers['Idempotency-Key']}.{box.root.name}.{box.calls}"[-255:]
+        mine = f"{box.root.name}.{crc(label)}.{box.calls}"
+        case.headers["Idempotency-Key"] = f"{case.headers['Idempotency-Key']}.{mine}"[-255:]
     for values in (case.query, case.body):
         if isinstance(values, dict):
             steer(values, box, read_only)
