@@ -48,7 +48,7 @@ class Outcome:
     elapsed: float
     status: int | None  # None: no answer (connection refused or reset, or the client's timeout)
     error: str | None  # the exception's name and text, or what was wrong with the answer
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case (HAProxy sends them so)
     body: str
 
 
@@ -112,7 +112,7 @@ class User:
             return None
         body = reply.text if "text/event-stream" not in reply.headers.get("Content-Type", "") else ""
         self.load.record(Outcome(op, self.name, t0, time.monotonic() - t0, reply.status_code, None,
-                                 dict(reply.headers), body[:2000]))
+                                 {k.lower(): v for k, v in reply.headers.items()}, body[:2000]))
         return reply
 
     def wrong(self, op: str, what: str) -> None:

@@ -143,9 +143,10 @@ class TasksClient:
             raise FirecrestError(_error(reply), "Error reading task")
         return reply.json()["task"]
 
-    def mine(self, token: str) -> dict[str, dict[str, Any]]:
-        """Every task of the token's user, by id (a storage service counts the user's transfers in flight)."""
-        reply = self._call("GET", "/", token, {}, patience_s=2)
+    def unfinished(self, token: str, service: str) -> dict[str, dict[str, Any]]:
+        """The token's user's unfinished tasks of `service`, by id (a storage service counts the user's transfers in
+        flight)."""
+        reply = self._call("GET", f"/unfinished/{service}", token, {}, patience_s=2)
         if reply.status_code != 200:
             raise FirecrestError(_error(reply), "Error reading tasks")
         return reply.json()["tasks"]

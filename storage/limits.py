@@ -43,8 +43,8 @@ class Admission:
             yield
 
     def check(self, user: Identity) -> None:
-        tasks = self.tasks.mine(user.token).values()
-        count = sum(t.get("service") == "storage" and t.get("status") in IN_FLIGHT for t in tasks)
+        tasks = self.tasks.unfinished(user.token, "storage").values()
+        count = sum(t.get("status") in IN_FLIGHT for t in tasks)
         if count >= self.limit:
             raise TooManyRequests(
                 f"{count} of your external transfers are in flight, the most allowed at once ({self.limit}): "

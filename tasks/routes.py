@@ -111,6 +111,16 @@ def list_tasks() -> Response:
     return jsonify({"tasks": store().list(identity().username, ids)})
 
 
+@routes.get("/unfinished/<service>")
+def unfinished_tasks(service: str) -> Response:
+    """Internal: the caller's unfinished tasks of one service (a service's bound on them), without reading every
+    task the user ever had."""
+    require_service_credential()
+    if service not in TTL:
+        raise NotFoundRoute(f"Service {service} is unknown", "Service not found")
+    return jsonify({"tasks": store().unfinished(identity().username, service)})
+
+
 @routes.get("/<tid>")
 @routes.get("/tasks/<tid>")
 def get_task(tid: str) -> Response:

@@ -100,6 +100,26 @@ class TaskStore:
     def _key(kind: str, name: str) -> str:
         return f"{PREFIX}{kind}:{name}"
 
+    def _open(self, service: str, user: str) -> str:
+        """A user's unfinished tasks of one service (a bound on them is read without reading every task)."""
+        return self._key("open", f"{service}:{user}")
+
+    def unfinished(self, user: str, service: str) -> dict[str, dict[str, Any]]:
+        """The user's tasks of `service` that have not ended, oldest first."""
+        key = self._open(service, user)
+        ids = [text(i) for i in self.r.zrange(key, 0, -1)]
+        if not ids:
+            return {}
+        tasks: dict[str, dict[str, Any]] = {}
+        for task_id, raw in zip(ids, self.r.mget([self._key("task", i) for i in ids]), strict=True):
+            task = json.loads(raw) if raw else None
+            if task is not None and task["user"] == user and not Status(task["status"]).final:
+                tasks[task_id] = task
+        ended = [i for i in ids if i not in tasks]
+        if ended:
+            self.r.zrem(key, *ended)  # expired, or ended while this was read (harmless: it is not in flight)
+        return tasks
+
     def create(self, user: str, service: str, system: str | None, data: Any = "Queued",
                private: str | None = None, lease_s: float | None = None, holder: str | None = None,
                task_id: str | None = None) -> dict[str, Any]:
@@ -123,6 +143,8 @@ class TaskStore:
                 p.set(self._key("private", task_id), private, ex=ttl)
             p.zadd(self._key("user", user), {task_id: time.time()})
             p.expire(self._key("user", user), max(TTL.values()))
+            p.zadd(self._open(service, user), {task_id: time.time()})
+            p.expire(self._open(service, user), max(TTL.values()))
             # The creator holds the lease; with no lease the task is claimable at once by any process.
             p.zadd(self._key("inflight", service), {task_id: time.time() + (lease_s or 0)})
             if holder:
@@ -183,6 +205,7 @@ class TaskStore:
             if code.final:
                 p.delete(self._key("private", task_id), self._key("holder", task_id))
                 p.zrem(inflight, task_id)
+                p.zrem(self._open(task["service"], task["user"]), task_id)
             else:
                 if private is not None:
                     p.set(self._key("private", task_id), private, ex=ttl)
@@ -236,6 +259,7 @@ class TaskStore:
             p.set(self._key("task", task_id), json.dumps(task), ex=DELETED_TTL)
             p.delete(self._key("private", task_id), self._key("holder", task_id))
             p.zrem(self._key("inflight", task["service"]), task_id)
+            p.zrem(self._open(task["service"], user), task_id)
             publish_task(p, task)
             p.execute()
 

@@ -150,6 +150,21 @@ def test_internal_bad_input(internal):
     assert deep.status_code == 400, deep.text
 
 
+def test_unfinished_tasks_of_a_service_without_reading_every_task(site, internal):
+    """What storage's bound on transfers in flight reads: the caller's own unfinished tasks of one service only."""
+    open_, done, deleted, bobs = internal.create(), internal.create(), internal.create(), internal.create("bob")
+    assert internal.call("PUT", f"/{done}", "alice", {"status": "200", "holder": HOLDER}).status_code == 200
+    assert internal.call("DELETE", f"/{deleted}", "alice").status_code == 204
+    listed = internal.call("GET", "/unfinished/test", "alice").json()["tasks"]
+    assert open_ in listed and listed[open_]["status"] == "100"
+    assert not {done, deleted, bobs} & set(listed)
+    assert bobs in internal.call("GET", "/unfinished/test", "bob").json()["tasks"]
+    assert internal.call("GET", "/unfinished/test", "alice", credential=False).status_code == 403
+    assert internal.call("GET", "/unfinished/nope", "alice").status_code == 404
+    through_gateway = public(site, "alice", "/unfinished/test")  # internal: a user's token alone reads nothing
+    assert through_gateway.status_code in (403, 404) and "tasks" not in through_gateway.json()
+
+
 def test_delete_retires_the_task(site, internal):
     tid = internal.create()
     assert internal.call("DELETE", f"/{tid}", "alice").status_code == 204

@@ -32,6 +32,7 @@ INTERNAL = {
     ("put", "/tasks/{tid}"),
     ("delete", "/tasks/{tid}"),
     ("post", "/tasks/claim"),
+    ("get", "/tasks/unfinished/{service}"),  # a service's bound on its unfinished tasks (storage's transfers)
     ("post", "/tasks/idempotency/reservation"),  # Idempotency-Key reservations (tasks/idempotency_routes.py)
     ("put", "/tasks/idempotency/reply"),
     ("delete", "/tasks/idempotency/reservation"),
