@@ -34,15 +34,15 @@ class FakeTasks:
     def __init__(self, events: list[str]) -> None:
         self.updates: list[tuple[str, Any]] = []
         self.events = events
-        self.listed: dict[str, dict[str, Any]] = {}  # the user's tasks, as GET /tasks lists them
+        self.listed: dict[str, dict[str, Any]] = {}  # the user's unfinished tasks, as GET /unfinished/<service> has them
 
     def update(self, token: str, task_id: str, status: str, data: Any = None, lease_s: float | None = None,
                patience_s: float = 0, holder: str | None = None) -> None:
         self.updates.append((status, data))
         self.events.append(status)
 
-    def mine(self, token: str) -> dict[str, dict[str, Any]]:
-        return self.listed
+    def unfinished(self, token: str, service: str) -> dict[str, dict[str, Any]]:
+        return {tid: t for tid, t in self.listed.items() if t.get("service") == service}
 
     def renew(self, token: str, task_id: str, lease_s: float, holder: str | None = None) -> None:
         pass
