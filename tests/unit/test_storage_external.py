@@ -34,7 +34,7 @@ class FakeTasks:
     def __init__(self, events: list[str]) -> None:
         self.updates: list[tuple[str, Any]] = []
         self.events = events
-        self.listed: dict[str, dict[str, Any]] = {}  # the user's unfinished tasks, as GET /unfinished/<service> has them
+        self.listed: dict[str, dict[str, Any]] = {}  # the unfinished tasks of the user
 
     def update(self, token: str, task_id: str, status: str, data: Any = None, lease_s: float | None = None,
                patience_s: float = 0, holder: str | None = None) -> None:
