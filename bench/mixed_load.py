@@ -61,6 +61,7 @@ class Started:
     expect: str = ""  # the sha256 a transfer's bytes must have
     target: str = ""  # an upload's target path on the cluster
     final: dict = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when the load got the task's id
 
 
 class User:
