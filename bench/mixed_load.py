@@ -61,7 +61,7 @@ class Started:
     expect: str = ""  # the sha256 a transfer's bytes must have
     target: str = ""  # an upload's target path on the cluster
     final: dict = field(default_factory=dict)
-    at: float = field(default_factory=time.monotonic)  # when the load got the task's id
+    at: float = field(default_factory=time.monotonic)  # when the request that started it was sent
 
 
 class User:
@@ -204,9 +204,10 @@ class MixedLoad:
 
     def _submissions(self, user: User) -> None:
         script = f"#!/bin/bash\n#SBATCH --job-name=load\n#SBATCH --output=/dev/null\necho {uuid.uuid4().hex}\n"
+        sent = time.monotonic()
         reply = user.call("submit", "POST", "/compute/jobs/upload", files={"file": ("load.sh", script.encode())})
         if reply is not None and reply.status_code == 201:
-            self._started(reply.json()["task_id"], Started(user.name, "job"))
+            self._started(reply.json()["task_id"], Started(user.name, "job", at=sent))
         self._stop.wait(self.pause * 2)  # jobs are the heaviest call: fewer of them
 
     def _transfers(self, user: User) -> None:
