@@ -165,12 +165,15 @@ class MixedLoad:
         for user in self.users:
             subprocess.run(["su", user.name, "-s", "/bin/sh", "-c", 'mkdir -p -- "$1"', "-", self.dirs[user.name]],
                            check=True)
-            reply = user.call("tasks", "GET", "/tasks/")
-            tasks = reply.json()["tasks"] if reply is not None and reply.status_code == 200 else {}
-            for tid, task in tasks.items():
-                if task.get("service") == "storage" and task["status"] in WAITING_UPLOAD:
-                    user.call("xfer-invalidate", "POST", "/storage/xfer-external/invalidate",
-                              headers={"X-Task-Id": tid})
+            self._free_places(user)
+
+    def _free_places(self, user: User) -> None:
+        """Invalidates every upload of the user's that waits for its object (none of them will come)."""
+        reply = user.call("tasks", "GET", "/tasks/")
+        tasks = reply.json()["tasks"] if reply is not None and reply.status_code == 200 else {}
+        for tid, task in tasks.items():
+            if task.get("service") == "storage" and task["status"] in WAITING_UPLOAD:
+                user.call("xfer-invalidate", "POST", "/storage/xfer-external/invalidate", headers={"X-Task-Id": tid})
 
     def _loop(self, work: Callable[[User], None], user: User) -> None:
         while not self._stop.is_set():
@@ -383,5 +386,8 @@ class MixedLoad:
             return False
 
     def cleanup(self) -> None:
+        """Removes the users' load directories and frees the transfer places of uploads left waiting (a probe's
+        whose invalidation met a dead service): the next program of these users finds all its places."""
         for user in self.users:
+            self._free_places(user)
             subprocess.run(["rm", "-rf", "--", self.dirs[user.name]], check=False)

@@ -47,7 +47,8 @@ def test_utilities_example_cleans_up_when_a_step_fails(site, tmp_path):
     broken = tmp_path / "broken.sh"
     text = (REPO / SCRIPT).read_text()
     assert '"$LOCAL/back.txt"' in text
-    broken.write_text(text.replace('-o "$LOCAL/back.txt"', '-o "/nonexistent/back.txt"', 1))
+    missing = tmp_path / "missing" / "back.txt"  # a directory that does not exist, whatever the machine has
+    broken.write_text(text.replace('-o "$LOCAL/back.txt"', f'-o "{missing}"', 1))
     result = run_example(str(broken), TMPDIR=str(scratch))
     assert result.returncode != 0
     [working] = [line for line in result.stdout.splitlines() if line.startswith("working in ")]
