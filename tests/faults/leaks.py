@@ -1,23 +1,16 @@
-"""What the services hold towards the login nodes, from /proc: SSH connections (sockets to an sshd port) and
-threads, per service; a connection no pool knows of leaks."""
+"""The SSH connections each service holds towards the login nodes, from /proc (sockets to an sshd port); one no
+pool knows of leaks."""
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.site_resources import children, daemons, descendants, established, ssh_pools
 from common.stack_env import stack_dir
 
 SERVICES = ("utilities", "compute", "storage", "tasks", "status")
-
-
-@dataclass(frozen=True)
-class Held:
-    threads: int
-    ssh: int  # ESTABLISHED TCP connections to a login node's sshd
 
 
 def ssh_sockets(ports: set[int]) -> set[int]:
@@ -30,20 +23,19 @@ def ssh_sockets(ports: set[int]) -> set[int]:
     return found & established()
 
 
-def held(ports: set[int]) -> dict[str, Held]:
+def held(ports: set[int]) -> dict[str, int]:
+    """Service -> ESTABLISHED connections its processes hold to a login node's sshd."""
     pids, tree, ssh = daemons(stack_dir()), children(), ssh_sockets(ports)
     out = {}
     for name in SERVICES:
-        threads, sockets = 0, 0
+        sockets = 0
         for pid in descendants(pids[name], tree) if name in pids else []:
             try:
-                status = Path(f"/proc/{pid}/status").read_text()
                 fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
             except OSError:
                 continue  # exited meanwhile
-            threads += int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
             sockets += sum(f.startswith("socket:[") and int(f[8:-1]) in ssh for f in fds)
-        out[name] = Held(threads, sockets)
+        out[name] = sockets
     return out
 
 
@@ -55,8 +47,8 @@ def leaks(env: dict[str, str], ports: set[int], timeout: float = 60) -> list[str
     deadline = time.monotonic() + timeout
     while True:
         now, pools = held(ports), ssh_pools(env)
-        found = [f"{name}: {now[name].ssh} SSH connections, {sum(pools.get(name, {}).values()):.0f} in its pools"
-                 for name in SERVICES if now[name].ssh > sum(pools.get(name, {}).values())]
+        found = [f"{name}: {now[name]} SSH connections, {sum(pools.get(name, {}).values()):.0f} in its pools"
+                 for name in SERVICES if now[name] > sum(pools.get(name, {}).values())]
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(1)
