@@ -320,13 +320,20 @@ def _collect(chan: paramiko.Channel, deadline: float, max_output: int | None) ->
 
     while True:
         drain()
-        if chan.eof_received and not chan.recv_ready() and not chan.recv_stderr_ready():
+        if (chan.eof_received or chan.closed) and not chan.recv_ready() and not chan.recv_stderr_ready():
             break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise errors.Timeout()
         select.select([chan], [], [], remaining)
     drain()
+    if chan.closed and chan.exit_status == -1:
+        # Closed with no exit status (paramiko's -1): nothing more will come, so waiting for the deadline would
+        # only turn the loss into a false X-Timeout or a meaningless "exit status -1" (a user's mistake, 400).
+        transport = chan.get_transport()
+        if transport is None or not transport.is_active():
+            raise errors.MachineNotAvailable("the connection to the login node was lost while the command ran")
+        raise errors.RemoteError("The command ended without an exit status (killed by a signal)")
     if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
         raise errors.Timeout()
     return Output(chan.exit_status, bytes(out), bytes(err))

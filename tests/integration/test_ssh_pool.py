@@ -97,3 +97,39 @@ def test_dead_login_node_gives_a_clear_503_and_recovers(site):
     finally:
         site.control("restart", "login")
     assert whoami(site, token, "after-restart").json()["output"] == "alice"
+
+
+def _running(pattern: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if pattern.encode() in cmdline.read_bytes():
+                return True
+    return False
+
+
+def test_a_command_whose_connection_dies_gets_a_503_not_a_timeout(site, home_dir):
+    """The login node's sessions die while a command runs (sshd's master lives on): the caller learns that the
+    machine was lost (503, X-Machine-Not-Available), not that its command timed out (400, X-Timeout: a user's
+    mistake), and the next call works on a new connection."""
+    fifo = home_dir / "blocks"
+    os.mkfifo(fifo)
+    os.chown(fifo, home_dir.stat().st_uid, home_dir.stat().st_gid)
+    token = site.token("alice")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(requests.get, f"{site.service_url('utilities')}/checksum", timeout=60,
+                              params={"targetPath": str(fifo)},
+                              headers={"Authorization": f"Bearer {token}", "X-Machine-Name": "cluster"})
+        deadline = time.monotonic() + 30
+        while not _running(str(fifo)):  # the checksum reads the fifo, which nobody writes: it waits
+            assert time.monotonic() < deadline, "the checksum never started"
+            time.sleep(0.05)
+        master = int((site.dir / "run" / "sshd.pid").read_text())
+        for pid in _sshd_tree(site):
+            if pid != master:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        response = pending.result()
+    assert response.status_code == 503, response.text
+    assert response.headers["X-Machine-Not-Available"] == "Machine is not available"
+    assert response.json()["description"] == "Error on checksum operation"
+    assert whoami(site, token, "after-sessions-died").json()["output"] == "alice"
