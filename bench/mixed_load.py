@@ -33,6 +33,7 @@ TIMEOUT = 30.0  # the client's request timeout: an answer later than this is a h
 ENDED = {"200", "400", "114", "115", "117", "118"}  # a task's final statuses (jobs, uploads, downloads)
 FAILED = {"400", "115", "118"}
 WAITING_UPLOAD = {"110", "111"}
+UNANSWERED = "task of a request that got no answer"
 TRANSFERS_IN_FLIGHT = 4  # per user, at most  # an upload's URL offered, its object not yet there
 
 
@@ -57,11 +58,12 @@ class Started:
     """A task the load started, and what its end must show."""
 
     user: str
-    kind: str  # "job", "upload" or "download"
+    kind: str  # "job", "upload" or "download"; or UNANSWERED
     expect: str = ""  # the sha256 a transfer's bytes must have
     target: str = ""  # an upload's target path on the cluster
     final: dict = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)  # when the request that started it was sent
+    last: str = ""  # the last status the load saw
 
 
 class User:
@@ -133,6 +135,7 @@ class MixedLoad:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.dirs = {u.name: f"/home/{u.name}/load-{uuid.uuid4().hex[:8]}" for u in self.users}
+        self._before: dict[str, set[str]] = {u.name: set() for u in self.users}  # their tasks before the load
 
     def record(self, outcome: Outcome) -> None:
         with self._lock:
@@ -165,15 +168,28 @@ class MixedLoad:
         for user in self.users:
             subprocess.run(["su", user.name, "-s", "/bin/sh", "-c", 'mkdir -p -- "$1"', "-", self.dirs[user.name]],
                            check=True)
-            self._free_places(user)
+            self._before[user.name] = set(self._free_places(user))
 
-    def _free_places(self, user: User) -> None:
-        """Invalidates every upload of the user's that waits for its object (none of them will come)."""
+    def _free_places(self, user: User) -> dict[str, dict]:
+        """Invalidates every upload of the user's that waits for its object (none of them will come); returns
+        the user's tasks."""
         reply = user.call("tasks", "GET", "/tasks/")
-        tasks = reply.json()["tasks"] if reply is not None and reply.status_code == 200 else {}
+        tasks: dict[str, dict] = reply.json()["tasks"] if reply is not None and reply.status_code == 200 else {}
         for tid, task in tasks.items():
             if task.get("service") == "storage" and task["status"] in WAITING_UPLOAD:
                 user.call("xfer-invalidate", "POST", "/storage/xfer-external/invalidate", headers={"X-Task-Id": tid})
+        return tasks
+
+    def _adopt_unanswered(self) -> None:
+        """The tasks of requests that got no answer (their service died with them in flight): unknown to the load
+        until now, they must end all the same (and an upload among them is invalidated, as its user would)."""
+        for user in self.users:
+            reply = user.call("tasks", "GET", "/tasks/")
+            if reply is None or reply.status_code != 200:
+                continue
+            with self._lock:
+                for tid in reply.json()["tasks"].keys() - self._before[user.name] - self.tasks.keys():
+                    self.tasks[tid] = Started(user.name, UNANSWERED)
 
     def _loop(self, work: Callable[[User], None], user: User) -> None:
         while not self._stop.is_set():
@@ -304,8 +320,10 @@ class MixedLoad:
         tasks: dict[str, dict] = reply.json()["tasks"]
         with self._lock:
             for tid, task in tasks.items():
-                if task["status"] in ENDED and tid in self.tasks:
-                    self.tasks[tid].final = task
+                if tid in self.tasks:
+                    self.tasks[tid].last = task["status"]
+                    if task["status"] in ENDED:
+                        self.tasks[tid].final = task
         return tasks
 
     def _wait(self, user: User, task_id: str, until: str, timeout: float = 120) -> dict:
@@ -341,6 +359,7 @@ class MixedLoad:
 
     def settle(self, timeout: float = 300) -> list[str]:
         """After `stop`: waits until every task the load started ended; returns what was lost or wrong."""
+        self._adopt_unanswered()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for user in self.users:
@@ -366,7 +385,7 @@ class MixedLoad:
         for tid, t in tasks.items():
             status = t.final.get("status")
             if not status:
-                found.append(f"task {tid} ({t.user}'s {t.kind}) never ended")
+                found.append(f"task {tid} ({t.user}'s {t.kind}) never ended (last seen at {t.last or '-'})")
             elif status in FAILED and not t.final.get("data"):
                 found.append(f"task {tid} ({t.user}'s {t.kind}) failed without a reason")
             elif t.kind == "upload" and status == "114" and not self._has_bytes(t):

@@ -40,6 +40,21 @@ def post_worker_init(worker: Any) -> None:
     start_background(worker.wsgi)
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    """In the worker that leaves (gunicorn calls this in the master too, for a worker found gone): exit now that
+    its requests are done. Python's own exit would wait for every pool thread, and a transfer's holds its thread
+    as long as its job runs, while the engine's daemon threads went on renewing its leases: a worker orphaned by
+    a master that died lived on, and its tasks were never resumed elsewhere. Leases held now simply run out and
+    another process resumes the work, as after a crash. A worker's own exit status (boot failure) is kept."""
+    if os.getpid() != worker.pid:
+        return
+    leaving = sys.exc_info()[1]
+    code = leaving.code if isinstance(leaving, SystemExit) and isinstance(leaving.code, int) else 0
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code & 0xFF)
+
+
 def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(worker.pid)

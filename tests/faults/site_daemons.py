@@ -23,12 +23,20 @@ def alive(pid: int) -> bool:
 
 
 def kill(name: str) -> list[int]:
-    """SIGKILL the daemon and everything under it, and wait until they are gone; returns the pids killed."""
+    """SIGKILL the daemon and everything under it, and wait until they are gone; returns the pids killed.
+
+    The tree is frozen first (SIGSTOP, again until a look finds no process it has not stopped): a process forked
+    between the look and the kill (a worker a master replaces) would otherwise live on, orphaned."""
     running = daemons(stack_dir())
     assert name in running, f"{name} is not running"
-    pids = descendants(running[name], children())
+    pids: list[int] = []
+    while new := [p for p in descendants(running[name], children()) if p not in pids]:
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                os.kill(pid, signal.SIGSTOP)
+        pids += new
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while any(alive(p) for p in pids):

@@ -97,7 +97,9 @@ def test_killed_under_load(site, load: MixedLoad, daemon: str):
     took, failed = recovery(load, t_back)
     during = [o for o in load.since(t_kill - TIMEOUT, t_back) if o.started + o.elapsed >= t_kill]
     seen = Counter((o.op, o.status) for o in during)
-    wrong = [f"{o.user} {o.op}: {why}" for o in during if (why := what_is_wrong(daemon, o, killed_at))]
+    wrong = [f"{o.user} {o.op} (sent {o.started - killed_at:+.2f} s from the kill, request id "
+             f"{o.headers.get('x-request-id', '-')}): {why}"
+             for o in during if (why := what_is_wrong(daemon, o, killed_at))]
     record(daemon, seen, took, wrong)
     assert not wrong, f"while {daemon} was down: {wrong[:10]}"
     assert not failed, f"{daemon} back, but calls still fail: {failed}"
