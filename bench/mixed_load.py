@@ -28,9 +28,11 @@ from typing import TypeGuard
 
 import requests
 
+from common.task_status import FINAL
+
 MACHINE_HEADER = "X-Machine-Name"
 TIMEOUT = 30.0  # the client's request timeout: an answer later than this is a hang
-ENDED = {"200", "400", "114", "115", "117", "118"}  # a task's final statuses (jobs, uploads, downloads)
+ENDED = {s.value for s in FINAL}  # done, failed, or deleted (an invalidated upload: 302)
 FAILED = {"400", "115", "118"}
 WAITING_UPLOAD = {"110", "111"}
 UNANSWERED = "task of a request that got no answer"
