@@ -27,6 +27,7 @@ from common.stack_env import REPO
 STATUS = REPO / "deploy" / "local" / "status"
 ESTABLISHED = "01"  # the state column of /proc/net/tcp
 POOL_GAUGE = "firecrest_ssh_pool_connections"
+THREADS_GAUGE = "firecrest_threads"  # by kind: common/metrics.py thread_kind
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,17 @@ def sample(stack_dir: Path) -> dict[str, Resources]:
 def ssh_pools(env: dict[str, str]) -> dict[str, dict[str, float]]:
     """{service: {system: SSH connections its live workers hold}} from each service's /metrics (its internal port,
     which root reaches); a service without the gauge (the certificator, apidocs) or not answering is left out."""
-    pools: dict[str, dict[str, float]] = {}
+    return service_gauges(env, POOL_GAUGE, "system")
+
+
+def thread_kinds(env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """{service: {kind: threads of its live workers}} (firecrest_threads)."""
+    return service_gauges(env, THREADS_GAUGE, "kind")
+
+
+def service_gauges(env: dict[str, str], name: str, label: str) -> dict[str, dict[str, float]]:
+    """{service: {value of `label`: the gauge `name`}} from each service's /metrics."""
+    found: dict[str, dict[str, float]] = {}
     prefix, suffix = "FIRECREST_INTERNAL_", "_URL"
     for key, url in sorted(env.items()):
         if not (key.startswith(prefix) and key.endswith(suffix)):
@@ -151,9 +162,9 @@ def ssh_pools(env: dict[str, str]) -> dict[str, dict[str, float]]:
             continue
         if reply.status_code != 200:
             continue
-        gauges = {s.labels.get("system", ""): s.value
+        gauges = {s.labels.get(label, ""): s.value
                   for family in text_string_to_metric_families(reply.text)
-                  for s in family.samples if s.name == POOL_GAUGE}
+                  for s in family.samples if s.name == name}
         if gauges:
-            pools[key[len(prefix):-len(suffix)].lower()] = gauges
-    return pools
+            found[key[len(prefix):-len(suffix)].lower()] = gauges
+    return found

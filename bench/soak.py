@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: import from the repository root
 from bench.common_bench import COMPOSE, ENV, site_label
 from bench.mixed_load import MixedLoad, Outcome
-from bench.site_resources import Resources, daemons, sample, ssh_pools
+from bench.site_resources import THREADS_GAUGE, Resources, daemons, sample, ssh_pools, thread_kinds
 from bench.soak_report import (
     ROW_HEADER,
     Row,
@@ -91,17 +91,18 @@ def run_load(workdir: Path, seconds: float, progress: bool) -> tuple[MixedLoad, 
 
 @dataclass
 class Rest:
-    """The site at rest: each daemon's resources and pid, the services' SSH pools."""
+    """The site at rest: each daemon's resources and pid, the services' SSH pools and threads by kind."""
 
     resources: dict[str, Resources]
     pids: dict[str, int]
     pools: dict[str, dict[str, float]]
+    threads: dict[str, dict[str, float]]
 
 
 def at_rest(quiet: float, what: str) -> Rest:
     print(f"soak: {quiet:.0f} s quiet, then the {what} sample", file=sys.stderr, flush=True)
     time.sleep(quiet)
-    return Rest(sample(stack_dir()), daemons(stack_dir()), ssh_pools(ENV))
+    return Rest(sample(stack_dir()), daemons(stack_dir()), ssh_pools(ENV), thread_kinds(ENV))
 
 
 def wall(started: float) -> str:
@@ -124,11 +125,12 @@ def show_errors(outcomes: list[Outcome]) -> None:
         print(f"  {len(found):5d}  {op} {kind}  {wall(first)}-{wall(last)}  {text!r}")
 
 
-def show_pools(start: dict[str, dict[str, float]], end: dict[str, dict[str, float]]) -> None:
-    print("\n== SSH connections the services' pools hold (firecrest_ssh_pool_connections), start / end")
+def show_gauges(title: str, start: dict[str, dict[str, float]], end: dict[str, dict[str, float]]) -> None:
+    """One line per service: each label's value at the start and at the end."""
+    print(f"\n== {title}, start / end")
     for service in sorted(start.keys() | end.keys()):
-        systems = sorted(start.get(service, {}).keys() | end.get(service, {}).keys())
-        cells = [f"{s} {start.get(service, {}).get(s, 0):.0f}/{end.get(service, {}).get(s, 0):.0f}" for s in systems]
+        labels = sorted(start.get(service, {}).keys() | end.get(service, {}).keys())
+        cells = [f"{s} {start.get(service, {}).get(s, 0):.0f}/{end.get(service, {}).get(s, 0):.0f}" for s in labels]
         print(f"  {service:<14} {', '.join(cells)}")
 
 
@@ -174,7 +176,8 @@ def main() -> None:
     print("\n== each daemon at rest: start / end (RSS is the sum over its processes)")
     for line in resource_table(start.resources, end.resources):
         print("  " + line)
-    show_pools(start.pools, end.pools)
+    show_gauges("SSH connections the services' pools hold (firecrest_ssh_pool_connections)", start.pools, end.pools)
+    show_gauges(f"threads of the services' workers by kind ({THREADS_GAUGE})", start.threads, end.threads)
     results = [*verdicts(start.resources, end.resources, goal_daemons(), whole, problems + more),
                restarts(start.pids, end.pids)]
     print("\n== goals")

@@ -108,6 +108,7 @@ def create_app(service: str, blueprints: Iterable[Blueprint], site: Site | None 
     app.extensions.update({SITE: site, REMOTE: Remote(site), ON_SERVE: []})
     validator = TokenValidator(site.auth)
     metrics.instrument(app, site)  # GET /metrics, and every request counted and timed
+    on_serve(app, metrics.watch_threads)
 
     @app.before_request
     def _begin() -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -76,9 +78,14 @@ CLAIMS = Counter("firecrest_task_claims", "Lease claims (POST /claim) by the ser
                  registry=None)
 CLAIMED = Counter("firecrest_tasks_claimed", "Tasks handed over by lease claims, by service", ["service"],
                   registry=None)
+THREADS = Gauge("firecrest_threads", "Threads of the live workers, by kind (see thread_kind)", ["kind"],
+                multiprocess_mode="livesum", registry=None)
 log = logging.getLogger("firecrest.metrics")
 OWN = (REQUESTS, LATENCY, SSH_POOL, SSH_OPENED, SSH_FAILED, REFUSED, THROTTLED, CERTIFICATES, CLAIMS, CLAIMED,
-       STREAMS)
+       STREAMS, THREADS)
+THREADS_EVERY_S = 2.0
+# A pool's threads are `<prefix>_<n>`; a thread of one task `<name>-<task id>`.
+NUMBERED = re.compile(r"(?:_\d+|-[0-9a-f]{32})$")
 
 
 def multiprocess() -> bool:
@@ -195,6 +202,52 @@ def throttled(reason: str) -> None:
 
 def certificate_issued(system: str) -> None:
     CERTIFICATES.labels(system).inc()
+
+
+def thread_kind(thread: threading.Thread) -> str:
+    """A thread's kind, bounded by the code: `ssh` (a paramiko connection's own thread: one per pooled
+    connection), `requests` (gunicorn's pool: at most --threads), `main`, a named pool or loop of the service
+    (`storage-transfer`, `compute-recovery`, `copy`, ...), or `other` (a thread nobody named)."""
+    if type(thread).__name__ == "Transport":  # paramiko's, without importing it here
+        return "ssh"
+    if thread is threading.main_thread():
+        return "main"
+    if thread.name.startswith("ThreadPoolExecutor-"):  # the one pool nobody here names: gunicorn's gthread
+        return "requests"
+    if thread.name.startswith("Thread-"):
+        return "other"
+    return NUMBERED.sub("", thread.name)
+
+
+def count_threads(seen: set[str]) -> None:
+    """Set this process's `firecrest_threads`; a kind seen before and gone now is set to 0."""
+    counts: dict[str, int] = {}
+    for thread in threading.enumerate():
+        kind = thread_kind(thread)
+        counts[kind] = counts.get(kind, 0) + 1
+    for kind in seen - counts.keys():
+        THREADS.labels(kind).set(0)
+    for kind, count in counts.items():
+        THREADS.labels(kind).set(count)
+    seen.update(counts)
+
+
+def watch_threads() -> None:
+    """Count this worker's threads every THREADS_EVERY_S (in a thread of its own, `threads-count`): a thread
+    left behind shows as a kind above its bound (tests/faults/leaks.py)."""
+    if any(t.name == "threads-count" for t in threading.enumerate()):
+        return
+
+    def forever() -> None:
+        seen: set[str] = set()
+        while True:
+            try:
+                count_threads(seen)
+            except Exception as e:  # never let the count stop a worker
+                log.warning("threads not counted: %r", e)
+            time.sleep(THREADS_EVERY_S)
+
+    threading.Thread(target=forever, name="threads-count", daemon=True).start()
 
 
 def lease_claimed(service: str, tasks: int) -> None:

@@ -64,7 +64,7 @@ class Services:
 
     def all(self, headers: dict[str, str]) -> list[dict[str, Any]]:
         targets = {n: u for n, u in self.urls.items() if n != "status"}
-        with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+        with ThreadPoolExecutor(max(1, len(targets)), thread_name_prefix="status-check") as pool:
             return list(pool.map(lambda item: self.one(item[0], item[1], headers), targets.items()))
 
 
@@ -73,7 +73,7 @@ def each(checks: list[Callable[[], T]]) -> list[T]:
     delays the answer by its own timeout, not by the sum of every system's."""
     if len(checks) < 2:
         return [check() for check in checks]
-    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+    with ThreadPoolExecutor(len(checks), thread_name_prefix="status-check") as pool:
         return list(pool.map(lambda check: check(), checks))
 
 

@@ -7,7 +7,9 @@ POST /claim (credential only) hands unfinished tasks whose service process died 
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -22,6 +24,7 @@ from .store import TTL, InvalidStatus, LeaseLost, NotOwner, TaskStore, UnknownTa
 
 TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_LEASE_S = 3600
+STREAM_CHUNK = 64 * 1024
 STORE = "tasks.store"
 routes = Blueprint("tasks", __name__)
 # Tasks in flight per service, read from Redis at each scrape of GET /metrics.
@@ -107,8 +110,29 @@ def _store_down(err: redis.RedisError) -> tuple[Any, int]:
 @routes.get("/tasks")  # the early name (`/tasks/tasks`)
 def list_tasks() -> Response:
     raw = request.args.get("tasks")
-    ids = None if raw is None else [task_id(t.strip()) for t in raw.split(",") if t.strip()]
+    if raw is None:
+        return streamed("tasks", store().listing(identity().username))
+    ids = [task_id(t.strip()) for t in raw.split(",") if t.strip()]
     return jsonify({"tasks": store().list(identity().username, ids)})
+
+
+def streamed(key: str, items: Iterator[tuple[str, Any]]) -> Response:
+    """`{"<key>": {id: task, ...}}` written as the tasks are read, in chunks of about STREAM_CHUNK bytes. The first
+    task is read before the answer starts, so that a task store that is down is still a 503, not a cut answer."""
+    first = next(items, None)
+
+    def body() -> Iterator[str]:
+        chunk, item, sep = "{" + json.dumps(key) + ":{", first, ""
+        while item is not None:
+            chunk += f"{sep}{json.dumps(item[0])}:{json.dumps(item[1], separators=(',', ':'))}"
+            sep = ","
+            if len(chunk) >= STREAM_CHUNK:
+                yield chunk
+                chunk = ""
+            item = next(items, None)
+        yield chunk + "}}\n"
+
+    return Response(body(), mimetype="application/json")
 
 
 @routes.get("/unfinished/<service>")

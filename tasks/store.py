@@ -21,7 +21,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ TTL = {"compute": 86400, "storage": 604800, "test": 3600}
 DELETED_TTL = 300
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 PREFIX = "firecrest:"
+LIST_BATCH = 500  # tasks read from Redis at once for a whole listing
 DEFAULT_URL = "redis://127.0.0.1:6379/0"  # a site file without `tasks.redis_url`
 NEW_ID = re.compile(r"[0-9a-f]{32}")
 LOST = "The service running this task stopped, and what it needed to resume the task was lost; nothing more will happen"
@@ -170,21 +171,34 @@ class TaskStore:
 
     def list(self, user: str, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """The user's tasks (all of them, or those of `ids` that are theirs), oldest first."""
-        wanted = ids if ids is not None else [text(i) for i in self.r.zrange(self._key("user", user), 0, -1)]
-        if not wanted:
-            return {}
-        raws = self.r.mget([self._key("task", i) for i in wanted])
-        tasks: dict[str, dict[str, Any]] = {}
-        gone: builtins.list[str] = []
-        for task_id, raw in zip(wanted, raws, strict=True):
+        if ids is None:
+            return dict(self.listing(user))
+        return dict(self._read(user, ids))
+
+    def listing(self, user: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every task of the user, oldest first, read LIST_BATCH at a time: a user with tens of thousands of tasks
+        costs whoever streams them one batch of memory, not the whole listing at once (tens of MB of JSON, which a
+        worker's memory kept as its high-water mark). Expired tasks leave the user's index on the way."""
+        key = self._key("user", user)
+        ids = [text(i) for i in self.r.zrange(key, 0, -1)]
+        for start in range(0, len(ids), LIST_BATCH):
+            gone: builtins.list[str] = []
+            yield from self._read(user, ids[start:start + LIST_BATCH], gone)
+            if gone:
+                self.r.zrem(key, *gone)
+
+    def _read(self, user: str, ids: builtins.list[str],
+              gone: builtins.list[str] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The tasks of `ids` that exist and are the user's; the ids of those that no longer exist go to `gone`."""
+        if not ids:
+            return
+        for task_id, raw in zip(ids, self.r.mget([self._key("task", i) for i in ids]), strict=True):
             task = json.loads(raw) if raw else None
             if task is None:
-                gone.append(task_id)
+                if gone is not None:
+                    gone.append(task_id)
             elif task["user"] == user:
-                tasks[task_id] = task
-        if gone and ids is None:
-            self.r.zrem(self._key("user", user), *gone)  # expired tasks leave the listing
-        return tasks
+                yield task_id, task
 
     def update(self, task_id: str, user: str, status: str, data: Any = None, private: str | None = None,
                lease_s: float | None = None, holder: str | None = None) -> dict[str, Any]:

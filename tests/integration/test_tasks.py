@@ -76,6 +76,18 @@ def test_listing_by_ids_and_in_full(site, internal):
     assert first in public(site, "alice", "/tasks", tasks=first).json()["tasks"]
 
 
+def test_a_listing_longer_than_one_read_is_whole_and_in_order(site, internal):
+    """The full listing is read from Redis LIST_BATCH tasks at a time and written as it goes: every task is
+    there once, oldest first, in one JSON document."""
+    from tasks.store import LIST_BATCH
+
+    made = [internal.create() for _ in range(LIST_BATCH + 5)]
+    reply = public(site, "alice")
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "application/json"
+    listed = list(reply.json()["tasks"])
+    assert [t for t in listed if t in set(made)] == made
+
+
 def test_updates_move_the_status_and_keep_the_private_part_private(site, internal):
     tid = internal.create(private="sealed-secret-blob")
     reply = internal.call("PUT", f"/{tid}", "alice", {"status": "200", "data": {"jobid": "7"}})

@@ -157,3 +157,36 @@ def test_a_user_at_the_command_bound_is_counted_as_throttled(client):
     assert value(text, "firecrest_throttled_total", reason="user_commands") - \
         value(before, "firecrest_throttled_total", reason="user_commands") == 1
     assert "alice" not in text
+
+
+def test_threads_are_counted_by_kind_and_a_kind_that_ends_drops_to_zero(client):
+    """firecrest_threads: a pool's threads under its name, a task's under its kind, unnamed ones as `other`; a
+    kind whose threads ended is shown at 0, not at its last count."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    release = threading.Event()
+    pool = ThreadPoolExecutor(2, thread_name_prefix="storage-transfer")
+    for _ in range(2):
+        pool.submit(release.wait)
+    copy = threading.Thread(target=release.wait, name=f"copy-{'a' * 32}")
+    stray = threading.Thread(target=release.wait)
+    copy.start()
+    stray.start()
+    seen: set[str] = set()
+    try:
+        metrics.count_threads(seen)
+        text = client.get("/metrics").text
+        assert value(text, "firecrest_threads", kind="storage-transfer") == 2
+        assert value(text, "firecrest_threads", kind="copy") == 1
+        assert value(text, "firecrest_threads", kind="other") >= 1
+        assert value(text, "firecrest_threads", kind="main") == 1
+    finally:
+        release.set()
+        pool.shutdown()
+        copy.join()
+        stray.join()
+    metrics.count_threads(seen)
+    text = client.get("/metrics").text
+    assert value(text, "firecrest_threads", kind="storage-transfer") == 0
+    assert value(text, "firecrest_threads", kind="copy") == 0
