@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ..component import Component
@@ -13,6 +14,9 @@ from .users import USERS
 CLUSTER = REPO / "deploy" / "cluster"
 # Accounts: every user has a default account; `project-a` and `project-b` exercise the `account` parameter.
 ACCOUNTS = {"users": USERS, "project-a": ("alice",), "project-b": ("bob",)}
+# The lines slurmctld logs for each job it accepts (a batch job; an allocation, by salloc or srun).
+ACCEPTED = re.compile(rb"_slurm_rpc_(?:submit_batch_job|allocate_resources):? JobId=(\d{1,8})\b")
+MAX_JOB_ID = 0x03FF0000  # Slurm's default MaxJobId
 
 
 class Munge(Component):
@@ -149,11 +153,26 @@ class Slurm(Component):
             "LOG": log_dir,
             "REAL_MEMORY": self.real_memory(),
             "DB_PASSWORD": self.stack.secret("slurmdb"),
+            "FIRST_JOB_ID": self.first_job_id(log_dir / "slurmctld.log"),
         }
         render(CLUSTER / "slurm.conf.in", self.conf, values)
         if self.runs_dbd:
             render(CLUSTER / "slurmdbd.conf.in", self.conf.parent / "slurmdbd.conf", values, mode=0o600,
                    owner="slurm")
+
+    @staticmethod
+    def first_job_id(log: Path) -> int:
+        """Past every job id slurmctld has handed out, as its log names them (it logs each job it accepts
+        before it answers; other lines may name any id a client asked about). Killed, slurmctld forgets the jobs
+        it accepted since its last state save and would give their ids again while they still run on the node;
+        Slurm answers that by draining the node ("Duplicate jobid"), and every later job waits for an
+        administrator. FirstJobId only raises the floor of the saved sequence."""
+        try:
+            text = log.read_bytes()
+        except FileNotFoundError:
+            return 1
+        accepted = [int(m) for m in ACCEPTED.findall(text) if int(m) < MAX_JOB_ID]
+        return max(accepted, default=0) + 1
 
     @staticmethod
     def real_memory() -> int:
