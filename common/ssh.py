@@ -14,7 +14,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import StringIO
@@ -31,6 +31,8 @@ from .commands import Command, Output, T
 from .config import Site, System
 
 STATUS_GRACE_S = 5  # the local deadline is the remote timeout plus this
+WATCH_EVERY_S = 15.0  # how often a long command's watch runs (Feed.finish)
+Watch = Callable[[], None]
 
 
 class CertificatorClient:
@@ -306,9 +308,12 @@ def _send_input(transport: paramiko.Transport, chan: paramiko.Channel, data: byt
             raise
 
 
-def _collect(chan: paramiko.Channel, deadline: float, max_output: int | None) -> Output:
-    """Read a command's output until it exits (or the deadline passes)."""
+def _collect(chan: paramiko.Channel, deadline: float, max_output: int | None,
+             watch: Watch | None = None) -> Output:
+    """Read a command's output until it exits (or the deadline passes). `watch`, if given, is called every
+    WATCH_EVERY_S while the command runs; what it raises ends the wait (the caller then drops the channel)."""
     out, err = bytearray(), bytearray()
+    next_watch = time.monotonic() + WATCH_EVERY_S
 
     def drain() -> None:
         while chan.recv_ready():
@@ -322,10 +327,13 @@ def _collect(chan: paramiko.Channel, deadline: float, max_output: int | None) ->
         drain()
         if (chan.eof_received or chan.closed) and not chan.recv_ready() and not chan.recv_stderr_ready():
             break
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        now = time.monotonic()
+        if now >= deadline:
             raise errors.Timeout()
-        select.select([chan], [], [], remaining)
+        if watch is not None and now >= next_watch:
+            watch()
+            next_watch = time.monotonic() + WATCH_EVERY_S
+        select.select([chan], [], [], min(deadline, next_watch) - now if watch else deadline - now)
     drain()
     if chan.closed and chan.exit_status == -1:
         # Closed with no exit status (paramiko's -1): nothing more will come, so waiting for the deadline would
@@ -354,11 +362,12 @@ class Feed(Generic[T]):
         if self.running:
             self.chan.sendall(data)
 
-    def finish(self, timeout_s: float = 3600) -> T:
-        """End the input (if the command still reads it), wait for the command, and parse its result."""
+    def finish(self, timeout_s: float = 3600, watch: Watch | None = None) -> T:
+        """End the input (if the command still reads it), wait for the command (calling `watch` now and then:
+        see _collect), and parse its result."""
         if self.running:
             self.chan.shutdown_write()
-        output = _collect(self.chan, time.monotonic() + timeout_s, None)
+        output = _collect(self.chan, time.monotonic() + timeout_s, None, watch)
         self.finished = True
         metrics.command_ended(self.system, self.command.name, output)
         return self.command.result(output)

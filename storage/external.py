@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,7 @@ from common.config import Site
 from common.engine import Engine, Outcome, TaskRun
 from common.errors import FirecrestError
 from common.remote import Remote
-from common.slurm.jobs import CancelJobs, FindJob
+from common.slurm.jobs import CancelJobs, FindAnyJob, FindJob
 from common.task_status import Status
 from common.tasks_client import LeaseLost, TaskGone, TasksClient
 
@@ -34,7 +35,7 @@ from .external_download import push
 from .external_upload import WATCH_INTERVAL_S, Uploads
 from .limits import Admission
 from .swift import JOB_URL_TTL_S, Staging
-from .transfer_errors import Stalled, TransferFailed
+from .transfer_errors import JobLost, Stalled, TransferFailed
 
 log = logging.getLogger("firecrest.storage")
 
@@ -43,6 +44,8 @@ RENEW_EVERY_S = 10.0
 SWEEP_EVERY_S = 3600.0
 CANCEL_WAIT_S = 15.0
 OFFERING = (Status.QUEUED, Status.UPLOAD_OFFER_PENDING)  # an upload whose client has no URLs yet
+JOB_LOST_LOOKS = 2  # looks in a row (common/ssh.py WATCH_EVERY_S apart) that find no job: Slurm forgot it
+JOB_ATTEMPTS = 3  # a transfer whose job Slurm lost starts over, up to this many times in all
 
 
 @dataclass
@@ -89,12 +92,7 @@ class ExternalTransfers:
 
     def step(self, t: Transfer) -> None:
         try:
-            if not t.upload:
-                push(self, t)
-            elif t.status in OFFERING:
-                self.uploads.offer(t)
-            else:
-                self.uploads.pull(t)
+            self._attempts(t)
         except LeaseLost as e:  # another process goes on with it: leave it (and what is staged) alone
             log.warning("%s; transfer left to it", e)
             self.engine.drop(t)
@@ -113,6 +111,41 @@ class ExternalTransfers:
             self.finish(t, *t.failure(f"Internal error during the transfer (request id {t.work.request_id or '-'})"))
         finally:
             t.busy = False
+
+    def _attempts(self, t: Transfer) -> None:
+        """The transfer's step; one whose job Slurm lost starts over (what is left of it cancelled first)."""
+        for attempt in range(1, JOB_ATTEMPTS + 1):
+            try:
+                if not t.upload:
+                    push(self, t)
+                elif t.status in OFFERING:
+                    self.uploads.offer(t)
+                else:
+                    self.uploads.pull(t)
+                return
+            except JobLost as e:
+                if attempt == JOB_ATTEMPTS:
+                    raise
+                log.warning("task %s: %s; starting over", t.task_id, e.error)
+                t.resumed = True
+
+    def job_watch(self, t: Transfer) -> Callable[[], None]:
+        """For Feed.finish while the transfer's srun runs: raises JobLost once JOB_LOST_LOOKS looks in a row find
+        no job of the transfer's in Slurm, in any state. A look that fails (the controller down) counts for
+        nothing; a job that ends between two looks is still found (squeue keeps it for MinJobAge)."""
+        misses = 0
+
+        def look() -> None:
+            nonlocal misses
+            try:
+                found = t.run(FindAnyJob(t.task_id))
+            except FirecrestError:
+                return
+            misses = 0 if found else misses + 1
+            if misses >= JOB_LOST_LOOKS:
+                raise JobLost()
+
+        return look
 
     def check_arrivals(self) -> None:
         self.uploads.check_arrivals()

@@ -36,8 +36,9 @@ def push(transfers: ExternalTransfers, t: Transfer) -> None:
     names = [name] if count == 1 else [segment_name(i) for i in range(count)]
     urls = [staging.temp_url(task, n, "PUT", public=False, ttl_s=JOB_URL_TTL_S, job=True) for n in names]
     partition = transfers.site.systems[t.system].xfer_partition
-    t.run(external_jobs.Push(partition, task, source, segment // MiB if count > 1 else 0),
-          stdin="".join(u + "\n" for u in urls).encode())
+    with t.feed(external_jobs.Push(partition, task, source, segment // MiB if count > 1 else 0)) as job:
+        job.send("".join(u + "\n" for u in urls).encode())
+        job.finish(watch=transfers.job_watch(t))
     stored = {o.name: o for o in staging.listing(task) or []}  # looked up by the names it should have
     sizes = [stored[n].size if n in stored else -1 for n in names]
     expected = [min(segment, size - i * segment) for i in range(count)] if count > 1 else [size]

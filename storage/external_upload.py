@@ -186,7 +186,7 @@ class Uploads:
                     break
                 time.sleep(FEED_INTERVAL_S)
                 found, complete = pieces(self.staging, task, name)
-            out = job.finish()
+            out = job.finish(watch=self.transfers.job_watch(t))
         if not complete:
             raise Stalled(task)
         sums, expected = external_jobs.md5s(out), [p.etag for p in fed]

@@ -78,6 +78,13 @@ class FindJob(FindByComment[list[str]]):
         return self.matches(result)
 
 
+class FindAnyJob(FindJob):
+    """The jobs of a transfer task in any state (a finished one for MinJobAge): none at all while its srun runs
+    means Slurm forgot it."""
+
+    every_state = True
+
+
 class Cancel(Command[str]):
     """scancel -v; returns its verbose text (stderr). Exit 0 also when the job is unknown or already finished."""
 

@@ -8,7 +8,9 @@ work does not explain."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import time
 from collections import Counter
 
@@ -23,6 +25,7 @@ DOWN_S = 5  # how long the load runs against the dead daemon
 RECOVERY_S = 10  # the issue's bound, from the daemon's return to a whole round of calls working for both users
 SUMMARY = REPO / ".artifacts" / "faults.jsonl"
 SLURM_SAVE_S = 10  # how far back a SIGKILLed slurmctld may forget the jobs it accepted (seen: its last 1-2 s)
+USABLE = {"idle", "mixed", "allocated", "completing"}  # sinfo's states of a node that takes jobs
 KILLED_AT: dict[str, float] = {}  # daemon -> when it was killed (time.monotonic())
 
 # In start order of the site, but the gateway's own pieces first and Keycloak last (its restart is the slowest).
@@ -122,6 +125,15 @@ def test_nothing_lost(load: MixedLoad):
     problems = load.settle(timeout=300)
     record("slurmctld-lost-jobs", Counter(), 0.0, [p for p in problems if lost_by_slurm(load, p)])
     assert [p for p in problems if not lost_by_slurm(load, p)] == []
+    assert unusable_nodes(load) == []
+
+
+def unusable_nodes(load: MixedLoad) -> list[str]:
+    """Nodes Slurm took out of service (drained or down, with its reason): every later job would wait."""
+    env = {**os.environ, "SLURM_CONF": load.env["SLURM_CONF"]}
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T %E"], env=env, capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return [line for line in out.splitlines() if line.split()[1].rstrip("*~#") not in USABLE]
 
 
 def test_no_thread_left_behind(site, load: MixedLoad):

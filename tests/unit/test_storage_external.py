@@ -124,6 +124,7 @@ class FakeCluster:
         self.corrupt = False
         self.on_send: list[Any] = []  # what the client does while the job pulls (one action per piece sent)
         self.push_error: Exception | None = None
+        self.lost_jobs = 0  # how many of the next jobs Slurm forgets (common/slurm/jobs.py FindAnyJob finds none)
 
     def run_as(self, user: Any, system: str, command: Any, rid: str = "", stdin: bytes | None = None,
                max_output: int | None = None) -> Any:
@@ -143,18 +144,31 @@ class FakeCluster:
 
     @contextmanager
     def feed_as(self, user: Any, system: str, command: Any, rid: str = "") -> Iterator[Any]:
-        assert isinstance(command, self.xfer.Pull)
+        assert isinstance(command, self.xfer.Pull | self.xfer.Push)
         cluster = self
 
         class Job:
             running = True
 
+            def __init__(self) -> None:
+                self.input = b""
+
             def send(self, data: bytes) -> None:
+                if isinstance(command, cluster.xfer.Push):  # its URLs, all at once
+                    self.input += data
+                    return
                 cluster.pulled.append(cluster.staging.objects_[object_name(data.decode().strip())][0])
                 if cluster.on_send:
                     cluster.on_send.pop(0)()
 
-            def finish(self) -> str:
+            def finish(self, watch: Any = None) -> str:
+                if cluster.lost_jobs:  # Slurm forgot this job: srun would wait forever, the watch looks
+                    cluster.lost_jobs -= 1
+                    cluster.pulled.clear()
+                    while True:
+                        watch()
+                if isinstance(command, cluster.xfer.Push):
+                    return cluster.run_as(user, system, command, stdin=self.input)
                 sums = [md5(piece + (b"!" if cluster.corrupt else b"")) for piece in cluster.pulled]
                 return "".join(f"{s}\n" for s in sums)
 
@@ -306,6 +320,32 @@ def test_download_that_fails_ends_118(machine, spec):
     assert machine.tasks.statuses == ["116", "118"]
     assert_data_documented(spec, "download", machine.tasks.updates)
     assert machine.tasks.updates[-1][1]["error"] == "The transfer job failed: curl: (22) 503"
+
+
+def test_a_transfer_whose_job_slurm_forgot_starts_over(machine):
+    """A restarted slurmctld forgot the job its srun waits for: the watch finds no job twice in a row, the
+    transfer starts over (its earlier jobs cancelled first) and completes."""
+    machine.cluster.lost_jobs = 1
+    t = machine.transfer("download", {"source": "/home/alice/out/data.bin", "size": 1000})
+    machine.step(t)
+    assert machine.tasks.statuses == ["116", "116", "117"]
+
+
+def test_an_upload_whose_pull_job_slurm_forgot_starts_over(machine):
+    t = machine.transfer("upload", upload_args())
+    machine.step(t)
+    machine.staging.put("data run.bin", b"payload" * 100)
+    machine.cluster.lost_jobs = 1
+    machine.step(t)
+    assert machine.tasks.statuses == ["111", "112", "113", "112", "113", "114"]  # the pull again, from 112
+
+
+def test_a_transfer_whose_jobs_slurm_keeps_forgetting_fails_with_the_reason(machine):
+    machine.cluster.lost_jobs = 3
+    t = machine.transfer("download", {"source": "/home/alice/out/data.bin", "size": 1000})
+    machine.step(t)
+    assert machine.tasks.statuses == ["116", "116", "116", "118"]
+    assert "The scheduler lost the transfer's job" in machine.tasks.updates[-1][1]["error"]
 
 
 # -- URLs end with their task; untrusted names; the bound; the watcher ----------------------------------------

@@ -47,7 +47,8 @@ def test_its_ports_daemons_and_state_are_its_own(stack):
 def values(cluster: Slurm) -> dict[str, object]:
     return {"CLUSTER_NAME": cluster.cluster, "NODE_NAME": cluster.node, "DEFAULT_PARTITION": cluster.default_partition,
             "SLURMCTLD_PORT": cluster.port("slurmctld"), "SLURMD_PORT": cluster.port("slurmd"), "SLURMDBD_PORT": 6819,
-            "MUNGE_SOCKET": "/m", "STATE": "/s", "RUN": "/r", "LOG": "/l", "REAL_MEMORY": 1000}
+            "MUNGE_SOCKET": "/m", "STATE": "/s", "RUN": "/r", "LOG": "/l", "REAL_MEMORY": 1000,
+            "FIRST_JOB_ID": 1}
 
 
 def test_each_cluster_renders_its_own_name_node_and_partitions(stack, tmp_path):
@@ -60,3 +61,16 @@ def test_each_cluster_renders_its_own_name_node_and_partitions(stack, tmp_path):
     assert "PartitionName=xfer Nodes=localhost Default=NO MaxTime=1-00:00:00 State=UP\n" in one
     assert "PartitionName=debug Nodes=node2 Default=YES" in two and "PartitionName=xfer Nodes=node2" in two
     assert "SlurmctldPort=6827\nSlurmdPort=6828\n" in two and "AccountingStoragePort=6819\n" in two
+
+
+def test_the_first_job_id_is_past_every_job_slurmctld_accepted(tmp_path):
+    """After a crash slurmctld must not give again an id it handed out (a job it forgot may still run): the floor
+    is past every job its log shows it accepted, whatever other ids a line names (a client may ask about any)."""
+    log = tmp_path / "slurmctld.log"
+    assert Slurm.first_job_id(log) == 1  # a new site
+    log.write_text(
+        "[2026-12-06T17:55:20.496] _slurm_rpc_submit_batch_job: JobId=27628 InitPrio=4294877752 usec=355\n"
+        "[2026-12-06T17:55:20.802] sched: _slurm_rpc_allocate_resources JobId=27631 NodeList=(null) usec=535\n"
+        "[2026-12-06T17:55:21.000] _slurm_rpc_kill_job: REQUEST_KILL_JOB JobId=99999999999 uid 1001\n"
+        "[2026-12-06T17:55:21.042] _slurm_rpc_submit_batch_job: JobId=27630 InitPrio=4294877748 usec=370\n")
+    assert Slurm.first_job_id(log) == 27632
