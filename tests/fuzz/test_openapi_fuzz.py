@@ -120,7 +120,8 @@ def steer(values: dict[str, Any], box: Sandbox, read_only: bool) -> None:
 def after(site, case: Any, response: Any, box: Sandbox) -> None:
     """Keep the tasks the call started; an external transfer is invalidated at once (it holds one of alice's few
     transfer places)."""
-    if response.status_code >= 300 or "json" not in response.headers.get("Content-Type", ""):
+    # schemathesis's Response: header names in lower case, each with a list of values.
+    if response.status_code >= 300 or "json" not in " ".join(response.headers.get("content-type", [])):
         return
     try:
         task_id = response.json().get("task_id")
