@@ -70,7 +70,11 @@ def what_is_wrong(daemon: str, o: Outcome, killed_at: float) -> str | None:
     if o.status < 400 or o.status == 429:
         return None
     if o.op in SWIFT_OPS:
-        return None if o.status == 503 else f"Swift answered {o.status}"
+        # A temporary URL is checked against its container's keys: with the container (or account) server down
+        # and the keys not yet cached, Swift's tempurl cannot read them and answers 401 (a one-replica ring; a
+        # real one has others to ask). Swift's own answer, named in the README.
+        keys_unreadable = o.status == 401 and daemon in {"swift-container", "swift-account"}
+        return None if o.status == 503 or keys_unreadable else f"Swift answered {o.status}"
     if o.status == 502 and daemon in SERVICES and o.started < killed_at and described(o):
         return None  # in flight when its service died: the gateway says it may or may not have been done
     if o.status != 503 or not described(o):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import time
 from pathlib import Path
 
 from ..component import Component
@@ -102,15 +103,26 @@ class Swift(Component):
             conn.close()
 
     def configure(self) -> None:
-        from swiftclient.client import Connection  # imported here: only `up` needs it
+        from swiftclient.client import ClientException, Connection  # imported here: only `up` needs it
 
         env = self.env()
-        conn = Connection(authurl=env["SWIFT_AUTH_URL"], user=env["SWIFT_USER"], key=env["SWIFT_KEY"])
-        # No account-wide temp URL key: it would sign a URL for any object. Each transfer's container has keys of
-        # its own (storage/swift.py), removed when the transfer ends. An older site set one: drop it.
-        if conn.head_account().get("x-account-meta-temp-url-key"):
-            conn.post_account({"X-Remove-Account-Meta-Temp-URL-Key": "x"})
-        conn.close()
+        deadline = time.monotonic() + 30
+        while True:
+            conn = Connection(authurl=env["SWIFT_AUTH_URL"], user=env["SWIFT_USER"], key=env["SWIFT_KEY"])
+            try:
+                # No account-wide temp URL key: it would sign a URL for any object. Each transfer's container has
+                # keys of its own (storage/swift.py), removed when the transfer ends. An older site set one: drop it.
+                if conn.head_account().get("x-account-meta-temp-url-key"):
+                    conn.post_account({"X-Remove-Account-Meta-Temp-URL-Key": "x"})
+                return
+            except ClientException as e:
+                # memcached just (re)started: the proxy may not use it yet (its error suppression, 2 s), so the
+                # token it issued is unknown to it a moment later (401). Ask again with a new token.
+                if e.http_status != 401 or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+            finally:
+                conn.close()
 
     def env(self) -> dict[str, str]:
         return {
