@@ -100,8 +100,14 @@ def rewrite(case: Any, box: Sandbox) -> None:
             params[name] = "localhost" if crc(value) % 2 else value
         elif name == "jobid":
             params[name] = box.job(value, running=case.method.upper() == "DELETE")
+        elif name == "tid" and value in TASK_ROUTES:
+            params[name] = f"{crc(value):032x}"  # /tasks/events is another operation: a well-formed id nobody has
         elif name == "tid" and box.tasks and crc(value) % 4:
             params[name] = box.tasks[crc(value) % len(box.tasks)]
+
+
+# Names under /tasks/ that are operations of their own, not task ids (GET /tasks/events is a stream).
+TASK_ROUTES = {"events", "status", "tasks"}
 
 
 def steer(values: dict[str, Any], box: Sandbox, read_only: bool) -> None:
