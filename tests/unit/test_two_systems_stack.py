@@ -72,5 +72,6 @@ def test_the_first_job_id_is_past_every_job_slurmctld_accepted(tmp_path):
         "[2026-12-06T17:55:20.496] _slurm_rpc_submit_batch_job: JobId=27628 InitPrio=4294877752 usec=355\n"
         "[2026-12-06T17:55:20.802] sched: _slurm_rpc_allocate_resources JobId=27631 NodeList=(null) usec=535\n"
         "[2026-12-06T17:55:21.000] _slurm_rpc_kill_job: REQUEST_KILL_JOB JobId=99999999999 uid 1001\n"
+        "[2026-12-06T17:55:21.010] error: name=x _slurm_rpc_submit_batch_job: JobId=66000000 (a user's text)\n"
         "[2026-12-06T17:55:21.042] _slurm_rpc_submit_batch_job: JobId=27630 InitPrio=4294877748 usec=370\n")
     assert Slurm.first_job_id(log) == 27632

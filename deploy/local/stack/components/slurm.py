@@ -15,7 +15,10 @@ CLUSTER = REPO / "deploy" / "cluster"
 # Accounts: every user has a default account; `project-a` and `project-b` exercise the `account` parameter.
 ACCOUNTS = {"users": USERS, "project-a": ("alice",), "project-b": ("bob",)}
 # The lines slurmctld logs for each job it accepts (a batch job; an allocation, by salloc or srun).
-ACCEPTED = re.compile(rb"_slurm_rpc_(?:submit_batch_job|allocate_resources):? JobId=(\d{1,8})\b")
+# Anchored at the line's start (after its timestamp): a user's text elsewhere in a line (a job name in an error)
+# cannot raise the floor.
+ACCEPTED = re.compile(rb"^\[[^\]]*\] (?:sched: )?_slurm_rpc_(?:submit_batch_job|allocate_resources):? JobId=(\d{1,8}) ",
+                      re.MULTILINE)
 MAX_JOB_ID = 0x03FF0000  # Slurm's default MaxJobId
 
 
