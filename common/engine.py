@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -138,6 +138,31 @@ class Loop:
     every_s: float
 
 
+class Pool(ThreadPoolExecutor):
+    """A named thread pool whose threads let go of their keep-alive connections (each thread has its own: a
+    requests session, a Swift connection) after each piece of work. A pool thread then idles, for as long as the
+    pool lives, and with its connections open the site would hold one per thread the pool ever grew to: at rest,
+    every pool thread holds nothing. A piece of work (a transfer's step, a job's submission) costs far more than the
+    new connection it then opens."""
+
+    def __init__(self, workers: int, name: str, release: Sequence[Callable[[], None]]) -> None:
+        super().__init__(workers, thread_name_prefix=name)
+        self.release = release
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return super().submit(self._then_release, fn, *args, **kwargs)
+
+    def _then_release(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for release in self.release:
+                try:
+                    release()
+                except Exception:  # closing a connection that broke: nothing of the work's is lost
+                    log.debug("releasing a pool thread's connections failed", exc_info=True)
+
+
 class Engine(Generic[R]):
     """The background work of one service (`service` names its tasks in the tasks store)."""
 
@@ -155,8 +180,10 @@ class Engine(Generic[R]):
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def pool(self, workers: int, name: str) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(workers, thread_name_prefix=f"{self.service}-{name}")
+    def pool(self, workers: int, name: str, release: Sequence[Callable[[], None]] = ()) -> Pool:
+        """A pool whose threads close this thread's connection to the tasks service, and `release`'s, after each
+        piece of work."""
+        return Pool(workers, f"{self.service}-{name}", (self.tasks.release, *release))
 
     # -- starting and resuming -----------------------------------------------------------------------------
 

@@ -70,6 +70,13 @@ class TasksClient:
             session = self._local.session = requests.Session()
         return session
 
+    def release(self) -> None:
+        """Close this thread's connection (a pool thread about to idle: see engine.Pool)."""
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            self._local.session = None
+            session.close()
+
     def _call(self, method: str, path: str, token: str | None, payload: dict[str, Any],
               patience_s: float = 0) -> requests.Response:
         """One internal call; with `patience_s`, retried while the tasks service or its Redis is down."""

@@ -36,6 +36,9 @@ class FakeTasks:
         self.events = events
         self.listed: dict[str, dict[str, Any]] = {}  # the unfinished tasks of the user
 
+    def release(self) -> None:  # no connection to close
+        pass
+
     def update(self, token: str, task_id: str, status: str, data: Any = None, lease_s: float | None = None,
                patience_s: float = 0, holder: str | None = None) -> None:
         self.updates.append((status, data))
@@ -62,6 +65,9 @@ class FakeStaging:
         self.keys: set[str] = set()  # "client", "job": the area's keys
         self.events = events
         self.listings = 0
+
+    def release(self) -> None:  # no connection to close
+        pass
 
     def put(self, name: str, content: bytes, headers: dict[str, str] | None = None) -> None:
         self.objects_[name] = (content, headers or {})

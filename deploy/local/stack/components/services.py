@@ -72,6 +72,10 @@ class Services(Component):
             **{f"FIRECREST_INTERNAL_{s.name.upper()}_URL": internal_url(s.name) for s in SERVICES},
             "PYTHONDONTWRITEBYTECODE": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir(service)),
+            # glibc gives each new thread its own malloc arena (up to 8 per core), and each arena keeps the pages
+            # its frees leave in pieces: in the first soak the utilities workers' RSS grew 0.3 MiB a minute, all of
+            # it in the arenas of their request threads. Two arenas suffice: Python allocates under the GIL.
+            "MALLOC_ARENA_MAX": "2",
         }
         if service.name == "apidocs":  # the gateway's URL as browsers reach it: the spec's `servers`
             env["FIRECREST_URL"] = f"http://{HOST}:{PORTS['gateway']}"
