@@ -80,8 +80,10 @@ class ExternalTransfers:
         self.admission = Admission(engine.tasks, site.storage.max_transfers_per_user)
         # A transfer holds its thread for as long as its job runs (a pull, as long as the client uploads); the
         # quick steps (an upload's instructions) have their own, so they never wait behind transfers.
-        self.pool = engine.pool(workers, "transfer", release=(staging.release,))
-        self.quick = engine.pool(4, "offer", release=(staging.release,))
+        # Each pool thread keeps its own connection to Swift (swiftclient's Connection is not thread-safe): closed
+        # after each piece of work, its sockets would wait in reference cycles for a garbage collection instead.
+        self.pool = engine.pool(workers, "transfer")
+        self.quick = engine.pool(4, "offer")
         self.uploads = Uploads(self)
 
     def dispatch(self, t: Transfer) -> None:

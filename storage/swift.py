@@ -97,13 +97,6 @@ class Staging:
                                                  key=self.config.key, retries=3, timeout=30, os_options=overrides)
         return conn
 
-    def release(self) -> None:
-        """Close this thread's HTTP connection to Swift (a pool thread about to idle: see engine.Pool); the
-        Connection, with its token, stays for the thread's next call."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-
     def _call(self, what: str, fn: Any, *args: Any, missing: Any = RAISE, **kwargs: Any) -> Any:
         """One Swift call; its failures as StagingError, except a 404 when a `missing` value is given."""
         try:

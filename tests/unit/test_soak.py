@@ -10,6 +10,7 @@ from bench.soak_report import (
     error_kind,
     growth,
     leak_verdict,
+    new_threads,
     per_minute,
     per_op,
     resource_table,
@@ -154,3 +155,20 @@ def test_a_daemon_restarted_between_the_samples_fails_the_run() -> None:
     verdict = restarts({"tasks": 10, "sshd": 11, "redis-server": 12}, {"tasks": 20, "sshd": 11})
     assert not verdict.ok
     assert verdict.detail.startswith("redis-server pid 12->-; tasks pid 10->20")
+
+
+def test_connections_of_new_threads_are_explained_and_no_more() -> None:
+    """storage's pool grew 3 threads, each with its own connection to Swift: its 3 more connections, and the
+    proxy's, pass; a fourth beyond the slack does not."""
+    def at(threads: int, connections: int) -> Resources:
+        return Resources(rss_kib=1000, fds=80, threads=threads, connections=connections, processes=3)
+
+    start = {"storage": at(31, 18), "swift-proxy": at(3, 16), "tasks": at(11, 11)}
+    end = {"storage": at(34, 23), "swift-proxy": at(3, 21), "tasks": at(9, 11)}
+    explained = new_threads(start, end, {"storage", "tasks"})
+    assert explained == {"storage": 3, "swift-proxy": 3, "tasks": 0}
+    assert leak_verdict("c", start, end, "connections", explained).ok
+    end["storage"] = at(34, 24)
+    end["swift-proxy"] = at(3, 22)
+    verdict = leak_verdict("c", start, end, "connections", explained)
+    assert not verdict.ok and verdict.detail.startswith("storage 18->24; swift-proxy 16->22")

@@ -66,9 +66,6 @@ class FakeStaging:
         self.events = events
         self.listings = 0
 
-    def release(self) -> None:  # no connection to close
-        pass
-
     def put(self, name: str, content: bytes, headers: dict[str, str] | None = None) -> None:
         self.objects_[name] = (content, headers or {})
 
