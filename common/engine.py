@@ -139,11 +139,11 @@ class Loop:
 
 
 class Pool(ThreadPoolExecutor):
-    """A named thread pool whose threads let go of their keep-alive connections (each thread has its own: a
-    requests session, a Swift connection) after each piece of work. A pool thread then idles, for as long as the
-    pool lives, and with its connections open the site would hold one per thread the pool ever grew to: at rest,
-    every pool thread holds nothing. A piece of work (a transfer's step, a job's submission) costs far more than the
-    new connection it then opens."""
+    """A named thread pool whose threads close their own connections (`release`: the tasks service's session each
+    thread has) after each piece of work. A pool thread then idles, for as long as the pool lives, and with its
+    connections open the site would hold one per thread the pool ever grew to. A piece of work (a transfer's step,
+    a job's submission) costs far more than the new connection it then opens. (Storage's threads keep their Swift
+    connection: storage/external.py says why.)"""
 
     def __init__(self, workers: int, name: str, release: Sequence[Callable[[], None]]) -> None:
         super().__init__(workers, thread_name_prefix=name)
@@ -180,10 +180,9 @@ class Engine(Generic[R]):
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def pool(self, workers: int, name: str, release: Sequence[Callable[[], None]] = ()) -> Pool:
-        """A pool whose threads close this thread's connection to the tasks service, and `release`'s, after each
-        piece of work."""
-        return Pool(workers, f"{self.service}-{name}", (self.tasks.release, *release))
+    def pool(self, workers: int, name: str) -> Pool:
+        """A pool whose threads close their connection to the tasks service after each piece of work."""
+        return Pool(workers, f"{self.service}-{name}", (self.tasks.release,))
 
     # -- starting and resuming -----------------------------------------------------------------------------
 
