@@ -49,7 +49,7 @@ def transfer_names(global_conf, **local_conf):
 
 
 # Every 5 s: a request's database file is closed within seconds of its end. (The collection's own cost in a worker
-# was not measured; the soaks with it showed no change in the users' latency.)
+# was not measured on its own.)
 SWEEP_S = 5.0
 
 
