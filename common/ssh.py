@@ -103,9 +103,10 @@ class Connection:
     opened_at: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
     channels: int = 0  # channels open right now
+    retired: bool = False  # given up: no new channels; closed when its last one ends
 
     def usable(self, now: float, max_age: float) -> bool:
-        return self.transport.is_active() and now - self.opened_at < max_age
+        return not self.retired and self.transport.is_active() and now - self.opened_at < max_age
 
 
 class SSHPool:
@@ -158,14 +159,18 @@ class SSHPool:
             return conn
 
     def _release(self, conn: Connection, broken: bool = False) -> None:
+        """Give back a channel slot. A broken connection takes no new channels, but is closed only when its last
+        channel ends: the user's other commands on it (a check while a transfer's job fails) finish normally."""
         with self._lock:
             conn.channels -= 1
             conn.last_used = time.monotonic()
-            if broken:
+            if broken and not conn.retired:
+                conn.retired = True
                 for (system, _), conns in self._pools.items():
                     if conn in conns:
                         conns.remove(conn)
                         metrics.ssh_closed(system)
+            if conn.retired and conn.channels == 0:
                 conn.transport.close()
 
     def _open(self, system: System, identity: Identity, request_id: str) -> paramiko.Transport:

@@ -10,7 +10,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
+
+from common import errors
+from common.auth import Identity
+from common.commands import Command, Output
+from common.ssh import CertificatorClient, SSHPool
 
 UTILITIES_WORKERS = 2  # deploy/local/stack/components/services.py: each worker process has its own pool
 
@@ -133,3 +139,64 @@ def test_a_command_whose_connection_dies_gets_a_503_not_a_timeout(site, home_dir
     assert response.headers["X-Machine-Not-Available"] == "Machine is not available"
     assert response.json()["description"] == "Error on checksum operation"
     assert whoami(site, token, "after-sessions-died").json()["output"] == "alice"
+
+
+class _Line(Command[Output]):
+    """A fixed command line, its output as it is (the login node's wrapper allows `sleep` and `cat`)."""
+
+    timeout = False
+
+    def __init__(self, *words: str) -> None:
+        self.words = list(words)
+
+    def argv(self) -> list[str]:
+        return self.words
+
+    def parse(self, result: Output) -> Output:
+        return result
+
+
+def test_a_connection_given_up_by_one_command_finishes_the_others_on_it(site):
+    """A transfer's fed command that fails drops its connection (its input may have gone to a closed channel),
+    but the user's other commands running on that connection end normally; only then is it closed. Found by the
+    schema fuzz in CI: a failed push job cut a sourcePath check on the same connection (503 "connection lost")."""
+    pool = SSHPool(site.config, CertificatorClient(site.service_url("certificator"), site.secret("service-token")))
+    identity = Identity("alice", site.token("alice"), {})
+    system = site.config.systems["cluster"]
+    try:
+        with ThreadPoolExecutor(max_workers=1) as threads:
+            slow = threads.submit(pool.run, system, identity, _Line("sleep", "2"))
+            deadline = time.monotonic() + 20
+            while not any(c.channels for conns in pool._pools.values() for c in conns):
+                assert time.monotonic() < deadline, "the first command never started"
+                time.sleep(0.01)
+            with pytest.raises(RuntimeError), pool.feed(system, identity, _Line("cat")) as job:
+                job.send(b"some input")
+                raise RuntimeError("the transfer gave up")
+            assert slow.result(timeout=30).status == 0
+        assert not any(pool._pools.values())  # the given-up connection was closed after its last command
+        assert pool.run(system, identity, _Line("true")).status == 0  # on a new one
+        assert pool.opened == 2
+    finally:
+        pool.close()
+
+
+def test_a_fed_command_that_exits_before_its_input_gives_its_own_error(site):
+    """Input sent after the command ended (a transfer's job that cannot read its file) is not a lost machine:
+    the caller gets the command's own error, and the user's connection lives on."""
+    pool = SSHPool(site.config, CertificatorClient(site.service_url("certificator"), site.secret("service-token")))
+    identity = Identity("alice", site.token("alice"), {})
+    system = site.config.systems["cluster"]
+    try:
+        with pool.feed(system, identity, _Line("cat", "--", "/nonexistent/input")) as job:
+            deadline = time.monotonic() + 20
+            while job.chan.exit_status == -1 or not job.chan.closed:
+                assert time.monotonic() < deadline, "cat never ended"
+                time.sleep(0.01)
+            job.send(b"x" * 65536)
+            with pytest.raises(errors.InvalidPath):
+                job.finish(timeout_s=20)
+        assert pool.run(system, identity, _Line("true")).status == 0
+        assert pool.opened == 1
+    finally:
+        pool.close()
