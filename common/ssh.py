@@ -10,6 +10,7 @@ connection, not one per request.
 from __future__ import annotations
 
 import base64
+import logging
 import select
 import socket
 import threading
@@ -30,6 +31,7 @@ from .auth import Identity
 from .commands import Command, Output, T
 from .config import Site, System
 
+log = logging.getLogger("firecrest.ssh")
 STATUS_GRACE_S = 5  # the local deadline is the remote timeout plus this
 WATCH_EVERY_S = 15.0  # how often a long command's watch runs (Feed.finish)
 Watch = Callable[[], None]
@@ -166,10 +168,12 @@ class SSHPool:
             conn.last_used = time.monotonic()
             if broken and not conn.retired:
                 conn.retired = True
-                for (system, _), conns in self._pools.items():
+                for (system, user), conns in self._pools.items():
                     if conn in conns:
                         conns.remove(conn)
                         metrics.ssh_closed(system)
+                        log.info("SSH connection of %s to %s given up after a failure; %d other command(s) on it "
+                                 "finish first", user, system, conn.channels)
             if conn.retired and conn.channels == 0:
                 conn.transport.close()
 
