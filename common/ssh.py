@@ -264,22 +264,23 @@ class SSHPool:
         to a channel the server has closed can make sshd close the whole connection."""
         line = command.line(None, request_id)
         conn = self._acquire(system, identity, request_id)
-        broken = True
         try:
             chan = conn.transport.open_session(timeout=10)
         except (paramiko.SSHException, EOFError, OSError) as e:
             self._release(conn, broken=True)
             raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
+        job: Feed[T] | None = None
         try:
             chan.exec_command(line)
             job = Feed(chan, command, system.name)
             yield job
-            broken = not job.finished
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise errors.MachineNotAvailable(f"SSH to {system.name} failed: {e}") from e
         finally:
             chan.close()
-            self._release(conn, broken)
+            # A command that ended is no harm to its connection, whatever its result (a transfer job that failed
+            # raises from finish()); one given up while it ran may still have input on the way.
+            self._release(conn, broken=job is None or not job.finished)
 
     @staticmethod
     def _exec(transport: paramiko.Transport, line: str, stdin: bytes | None, timeout_s: int | None,

@@ -181,21 +181,22 @@ def test_a_connection_given_up_by_one_command_finishes_the_others_on_it(site):
         pool.close()
 
 
-def test_a_fed_command_that_exits_before_its_input_gives_its_own_error(site):
-    """Input sent after the command ended (a transfer's job that cannot read its file) is not a lost machine:
-    the caller gets the command's own error, and the user's connection lives on."""
+def test_a_fed_command_that_fails_gives_its_own_error_and_keeps_the_connection(site):
+    """A fed command that ended with an error (a transfer's job that cannot read its file, or whose URLs were
+    invalidated), even with input sent after it ended, is not a lost machine: the caller gets the command's own
+    error and the user's connection lives on. Until 2026-12-07 every failed transfer job closed it."""
     pool = SSHPool(site.config, CertificatorClient(site.service_url("certificator"), site.secret("service-token")))
     identity = Identity("alice", site.token("alice"), {})
     system = site.config.systems["cluster"]
+    unreadable = _Line("cat", "--", "/nonexistent/input")
     try:
-        with pool.feed(system, identity, _Line("cat", "--", "/nonexistent/input")) as job:
+        with pytest.raises(errors.InvalidPath), pool.feed(system, identity, unreadable) as job:
             deadline = time.monotonic() + 20
             while job.chan.exit_status == -1 or not job.chan.closed:
                 assert time.monotonic() < deadline, "cat never ended"
                 time.sleep(0.01)
             job.send(b"x" * 65536)
-            with pytest.raises(errors.InvalidPath):
-                job.finish(timeout_s=20)
+            job.finish(timeout_s=20)
         assert pool.run(system, identity, _Line("true")).status == 0
         assert pool.opened == 1
     finally:
