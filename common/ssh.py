@@ -260,8 +260,9 @@ class SSHPool:
     @contextmanager
     def feed(self, system: System, identity: Identity, command: Command[T], request_id: str = "") -> Iterator[Feed[T]]:
         """Start `command` and write its stdin while it runs (a transfer job fed piece by piece); the caller
-        ends with `Feed.finish()`. The connection is dropped afterwards if anything went wrong on it: input sent
-        to a channel the server has closed can make sshd close the whole connection."""
+        ends with `Feed.finish()`. If the command did not finish (the caller gave up, or SSH failed), the
+        connection is given up afterwards: input sent to a channel the server has closed can make sshd close the
+        whole connection. A command that finished, even with an error, leaves it in the pool."""
         line = command.line(None, request_id)
         conn = self._acquire(system, identity, request_id)
         try:
