@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import requests
 from common import errors
 from common.auth import Identity
 from common.commands import Command, Output
+from common.config import System
 from common.ssh import CertificatorClient, SSHPool
 
 UTILITIES_WORKERS = 2  # deploy/local/stack/components/services.py: each worker process has its own pool
@@ -156,48 +158,49 @@ class _Line(Command[Output]):
         return result
 
 
-def test_a_connection_given_up_by_one_command_finishes_the_others_on_it(site):
-    """A transfer's fed command that fails drops its connection (its input may have gone to a closed channel),
-    but the user's other commands running on that connection end normally; only then is it closed. Found by the
-    schema fuzz in CI: a failed push job cut a sourcePath check on the same connection (503 "connection lost")."""
+@pytest.fixture
+def alices_pool(site) -> Iterator[tuple[SSHPool, System, Identity]]:
+    """A pool of the test's own (as a service keeps one), to the site's first system, as alice."""
     pool = SSHPool(site.config, CertificatorClient(site.service_url("certificator"), site.secret("service-token")))
-    identity = Identity("alice", site.token("alice"), {})
-    system = site.config.systems["cluster"]
     try:
-        with ThreadPoolExecutor(max_workers=1) as threads:
-            slow = threads.submit(pool.run, system, identity, _Line("sleep", "2"))
-            deadline = time.monotonic() + 20
-            while not any(c.channels for conns in pool._pools.values() for c in conns):
-                assert time.monotonic() < deadline, "the first command never started"
-                time.sleep(0.01)
-            with pytest.raises(RuntimeError), pool.feed(system, identity, _Line("cat")) as job:
-                job.send(b"some input")
-                raise RuntimeError("the transfer gave up")
-            assert slow.result(timeout=30).status == 0
-        assert not any(pool._pools.values())  # the given-up connection was closed after its last command
-        assert pool.run(system, identity, _Line("true")).status == 0  # on a new one
-        assert pool.opened == 2
+        yield pool, site.config.systems["cluster"], Identity("alice", site.token("alice"), {})
     finally:
         pool.close()
 
 
-def test_a_fed_command_that_fails_gives_its_own_error_and_keeps_the_connection(site):
+def test_a_connection_given_up_by_one_command_finishes_the_others_on_it(alices_pool):
+    """A fed command abandoned while it runs (its transfer gave up) gives up its connection (its input may have
+    gone to a closed channel), but the user's other commands running on that connection end normally; only then is
+    it closed. Found by the schema fuzz in CI: a push job cut a sourcePath check on the same connection (503
+    "connection lost")."""
+    pool, system, identity = alices_pool
+    with ThreadPoolExecutor(max_workers=1) as threads:
+        slow = threads.submit(pool.run, system, identity, _Line("sleep", "2"))
+        deadline = time.monotonic() + 20
+        while not any(c.channels for conns in pool._pools.values() for c in conns):
+            assert time.monotonic() < deadline, "the first command never started"
+            time.sleep(0.01)
+        with pytest.raises(RuntimeError), pool.feed(system, identity, _Line("cat")) as job:
+            job.send(b"some input")
+            raise RuntimeError("the transfer gave up")
+        assert slow.result(timeout=30).status == 0
+    assert not any(pool._pools.values())  # the given-up connection was closed after its last command
+    assert pool.run(system, identity, _Line("true")).status == 0  # on a new one
+    assert pool.opened == 2
+
+
+def test_a_fed_command_that_fails_gives_its_own_error_and_keeps_the_connection(alices_pool):
     """A fed command that ended with an error (a transfer's job that cannot read its file, or whose URLs were
     invalidated), even with input sent after it ended, is not a lost machine: the caller gets the command's own
     error and the user's connection lives on. Until 2026-12-07 every failed transfer job closed it."""
-    pool = SSHPool(site.config, CertificatorClient(site.service_url("certificator"), site.secret("service-token")))
-    identity = Identity("alice", site.token("alice"), {})
-    system = site.config.systems["cluster"]
+    pool, system, identity = alices_pool
     unreadable = _Line("cat", "--", "/nonexistent/input")
-    try:
-        with pytest.raises(errors.InvalidPath), pool.feed(system, identity, unreadable) as job:
-            deadline = time.monotonic() + 20
-            while job.chan.exit_status == -1 or not job.chan.closed:
-                assert time.monotonic() < deadline, "cat never ended"
-                time.sleep(0.01)
-            job.send(b"x" * 65536)
-            job.finish(timeout_s=20)
-        assert pool.run(system, identity, _Line("true")).status == 0
-        assert pool.opened == 1
-    finally:
-        pool.close()
+    with pytest.raises(errors.InvalidPath), pool.feed(system, identity, unreadable) as job:
+        deadline = time.monotonic() + 20
+        while job.chan.exit_status == -1 or not job.chan.closed:
+            assert time.monotonic() < deadline, "cat never ended"
+            time.sleep(0.01)
+        job.send(b"x" * 65536)
+        job.finish(timeout_s=20)
+    assert pool.run(system, identity, _Line("true")).status == 0
+    assert pool.opened == 1
